@@ -1,0 +1,233 @@
+// Package api is partnerd's PartnerStack-compatible HTTP API: the envelope,
+// pagination, authentication and routes. It translates requests into calls on
+// the domain packages and holds no business rules of its own.
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	apispec "github.com/partnerd/partnerd/api"
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/program"
+)
+
+// Server serves the API.
+type Server struct {
+	program  *program.Service
+	ledger   *ledger.Service
+	ready    func(context.Context) error
+	log      *slog.Logger
+	metrics  *Metrics
+	draining atomic.Bool
+	mux      *http.ServeMux
+}
+
+// Metrics are the API's Prometheus collectors.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics registers the API's collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "partnerd_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "partnerd_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// New returns a Server. ready reports whether the database answers.
+func New(prog *program.Service, led *ledger.Service, ready func(context.Context) error, log *slog.Logger, m *Metrics) *Server {
+	s := &Server{program: prog, ledger: led, ready: ready, log: log, metrics: m, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// Drain makes /readyz fail, so a load balancer stops sending traffic while
+// in-flight requests finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Handle adds a route served beside the API (the app adds /metrics).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) routes() {
+	vendor, any := s.vendorOnly, s.vendorOrPartner
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("GET /api/openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(apispec.OpenAPI)
+	})
+
+	m.Handle("GET /api/v2/partnerships", any(s.listPartnerships))
+	m.Handle("POST /api/v2/partnerships", vendor(s.createPartnership))
+	m.Handle("GET /api/v2/partnerships/{id}", vendor(s.getPartnership))
+	m.Handle("PATCH /api/v2/partnerships/{id}", vendor(s.updatePartnership))
+	m.Handle("DELETE /api/v2/partnerships/{id}", vendor(s.archivePartnership))
+
+	m.Handle("GET /api/v2/groups", vendor(s.listGroups))
+	m.Handle("POST /api/v2/groups", vendor(s.createGroup))
+
+	m.Handle("GET /api/v2/customers", any(s.listCustomers))
+	m.Handle("POST /api/v2/customers", vendor(s.createCustomer))
+	m.Handle("GET /api/v2/customers/{id}", vendor(s.getCustomer))
+	m.Handle("PATCH /api/v2/customers/{id}", vendor(s.updateCustomer))
+	m.Handle("DELETE /api/v2/customers/{id}", vendor(s.archiveCustomer))
+
+	m.Handle("GET /api/v2/transactions", any(s.listTransactions))
+	m.Handle("POST /api/v2/transactions", vendor(s.createTransaction))
+	m.Handle("GET /api/v2/transactions/{key}", vendor(s.getTransaction))
+	m.Handle("DELETE /api/v2/transactions/{key}", vendor(s.deleteTransaction))
+
+	m.Handle("POST /v1/customers", vendor(s.v1CreateCustomer))
+	m.Handle("GET /v1/customers/{key}", vendor(s.v1GetCustomer))
+	m.Handle("PATCH /v1/customers/{key}", vendor(s.v1UpdateCustomer))
+	m.Handle("POST /v1/customers/{key}/transactions", vendor(s.v1CreateTransaction))
+
+	m.HandleFunc("/", s.fallback)
+}
+
+// ServeHTTP logs and measures every request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	s.mux.ServeHTTP(rec, r)
+	route := r.Pattern
+	if route == "" || route == "/" {
+		route = "unmatched"
+	}
+	d := time.Since(start)
+	s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+	s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
+	// Paths and statuses only: no headers, bodies or query strings, which
+	// carry credentials and personal data.
+	lvl := slog.LevelDebug
+	if rec.status >= 500 {
+		lvl = slog.LevelError
+	}
+	s.log.Log(r.Context(), lvl, "request", slog.String("method", r.Method), slog.String("route", route),
+		slog.Int("status", rec.status), slog.Float64("ms", float64(d.Microseconds())/1000))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", slog.Any("err", err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// fallback answers paths no route matches: 405 when the path exists under
+// another method, 404 otherwise, both in the error envelope.
+func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Message: "method " + r.Method + " is not allowed here; use " + strings.Join(allowed, ", "), Status: http.StatusMethodNotAllowed})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, errorBody{Message: "Not Found: no such endpoint " + r.URL.Path, Status: http.StatusNotFound})
+}
+
+type principalKey struct{}
+
+func principalOf(r *http.Request) program.Principal {
+	p, _ := r.Context().Value(principalKey{}).(program.Principal)
+	return p
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// vendorOnly authenticates HTTP Basic (public key, secret key). A partner's
+// Bearer token is refused with 401, as PartnerStack does.
+func (s *Server) vendorOnly(h handlerFunc) http.Handler {
+	return s.authenticate(h, false)
+}
+
+// vendorOrPartner accepts HTTP Basic or a partner's Bearer token.
+func (s *Server) vendorOrPartner(h handlerFunc) http.Handler {
+	return s.authenticate(h, true)
+}
+
+func (s *Server) authenticate(h handlerFunc, partnerOK bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.principal(r, partnerOK)
+		if err == nil {
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+			err = h(w, r)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) principal(r *http.Request, partnerOK bool) (program.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(auth, " ")
+	switch {
+	case strings.EqualFold(scheme, "Basic"):
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+		if err != nil {
+			return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: malformed Basic credentials")
+		}
+		pub, sec, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: Basic credentials must be public_key:secret_key")
+		}
+		return s.program.AuthenticateKeys(r.Context(), pub, sec)
+	case strings.EqualFold(scheme, "Bearer"):
+		if !partnerOK {
+			return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: this endpoint needs HTTP Basic authentication with your public key and secret key")
+		}
+		return s.program.AuthenticatePartnerToken(r.Context(), strings.TrimSpace(cred))
+	case auth == "":
+		return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: no credentials; use HTTP Basic with your public key and secret key")
+	}
+	return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: unsupported authorization scheme")
+}

@@ -1,0 +1,127 @@
+// Package app wires partnerd together: config → store → services → HTTP
+// server → shutdown. It is the only place that knows every package.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/partnerd/partnerd/internal/api"
+	"github.com/partnerd/partnerd/internal/clock"
+	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/app.Version=...".
+var Version = "dev"
+
+// Config is what partnerd needs to run.
+type Config struct {
+	DB      string // SQLite path or postgres:// URL
+	Addr    string // listen address
+	Clock   clock.Clock
+	Logger  *slog.Logger
+	// ShutdownTimeout bounds how long in-flight requests may take to finish.
+	ShutdownTimeout time.Duration
+}
+
+// App is a running partnerd: its database, services and HTTP handler.
+type App struct {
+	cfg     Config
+	DB      *store.DB
+	Program *program.Service
+	Ledger  *ledger.Service
+	API     *api.Server
+	Handler http.Handler
+}
+
+// Open opens the database, applies migrations and builds the services.
+func Open(ctx context.Context, cfg Config) (*App, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	db, err := store.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range applied {
+		cfg.Logger.Info("applied migration", slog.String("name", m))
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prog := program.New(db, cfg.Clock)
+	led := ledger.New(db, cfg.Clock, prog)
+	srv := api.New(prog, led, db.Ping, cfg.Logger, api.NewMetrics(reg))
+	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, API: srv, Handler: srv}, nil
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.DB.Close() }
+
+// Serve listens on the configured address until ctx ends, then stops taking
+// connections and lets in-flight requests finish before returning.
+func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Addr, err)
+	}
+	return a.ServeListener(ctx, ln, ready)
+}
+
+// ServeListener is Serve on a listener the caller opened.
+func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(addr string)) error {
+	hs := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(a.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	a.cfg.Logger.Info("partnerd listening", slog.String("addr", ln.Addr().String()), slog.String("db", string(a.DB.Dialect())),
+		slog.String("version", Version))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.API.Drain()
+	a.cfg.Logger.Info("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	a.cfg.Logger.Info("stopped")
+	return nil
+}

@@ -1,0 +1,45 @@
+// Package clock is the one source of time for partnerd. Everything stored or
+// sent is epoch milliseconds read from a Clock, so tests can fix or advance it.
+package clock
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock tells the current time.
+type Clock interface {
+	Now() time.Time
+}
+
+// System is the wall clock.
+type System struct{}
+
+// Now returns time.Now.
+func (System) Now() time.Time { return time.Now() }
+
+// Millis returns the clock's time as epoch milliseconds.
+func Millis(c Clock) int64 { return c.Now().UnixMilli() }
+
+// Manual is a clock that only moves when told to; safe for concurrent use.
+type Manual struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManual returns a Manual clock set to t.
+func NewManual(t time.Time) *Manual { return &Manual{now: t} }
+
+// Now returns the clock's current time.
+func (m *Manual) Now() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now
+}
+
+// Advance moves the clock forward by d.
+func (m *Manual) Advance(d time.Duration) {
+	m.mu.Lock()
+	m.now = m.now.Add(d)
+	m.mu.Unlock()
+}

@@ -1,0 +1,254 @@
+// Package ledger owns money: transactions now, and the offers, rewards and
+// payouts computed from them. It knows nothing of HTTP.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/partnerd/partnerd/internal/clock"
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/money"
+	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/secret"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// Service records transactions.
+type Service struct {
+	db      *store.DB
+	clock   clock.Clock
+	program *program.Service
+}
+
+// New returns a ledger over db.
+func New(db *store.DB, clk clock.Clock, prog *program.Service) *Service {
+	return &Service{db: db, clock: clk, program: prog}
+}
+
+// Transaction is a payment (or, with a negative amount, an adjustment) by a
+// referred customer.
+type Transaction struct {
+	ID             int64
+	Key            string
+	Amount         int64
+	Currency       string
+	AmountUSD      *int64
+	CategoryKey    *string
+	ProductKey     *string
+	Metadata       json.RawMessage
+	Test           bool
+	Archived       bool
+	CreatedAt      int64
+	UpdatedAt      int64
+	CustomerKey    string  // the customer's internal key
+	CustomerExtKey *string // the vendor's customer_key
+	CustomerEmail  string
+	PartnershipKey string
+	PartnerKey     string
+	Company        program.CompanyRef
+}
+
+const txCols = `t.id, t.key, t.amount, t.currency, t.amount_usd, t.category_key, t.product_key, t.metadata, t.test, t.archived,
+	t.created_at, t.updated_at, cu.key, cu.customer_key, cu.email, p.key, p.partner_key, c.key, c.name`
+
+const txFrom = `transactions t JOIN customers cu ON cu.id = t.customer_id JOIN partnerships p ON p.id = t.partnership_id
+	JOIN companies c ON c.id = t.company_id`
+
+func scanTx(sc store.Scanner) (Transaction, error) {
+	var t Transaction
+	var meta string
+	err := sc.Scan(&t.ID, &t.Key, &t.Amount, &t.Currency, &t.AmountUSD, &t.CategoryKey, &t.ProductKey, &meta, &t.Test, &t.Archived,
+		&t.CreatedAt, &t.UpdatedAt, &t.CustomerKey, &t.CustomerExtKey, &t.CustomerEmail, &t.PartnershipKey, &t.PartnerKey,
+		&t.Company.Key, &t.Company.Name)
+	if err != nil {
+		return t, fmt.Errorf("scan transaction: %w", err)
+	}
+	t.Metadata = json.RawMessage(meta)
+	return t, nil
+}
+
+// TransactionInput is a transaction to record.
+type TransactionInput struct {
+	Customer    program.CustomerRef
+	Amount      int64
+	Currency    string
+	Key         string // the caller's idempotency key; generated when empty
+	CategoryKey *string
+	ProductKey  *string
+	Metadata    json.RawMessage
+	CreatedAt   *int64 // backdating; now when nil
+}
+
+// maxFuture is how far ahead of the clock a backdated created_at may be,
+// to absorb clock skew between the vendor's servers and ours.
+const maxFuture = 24 * 60 * 60 * 1000
+
+// CreateTransaction records a transaction. Its key is unique within the
+// company: sending a key that is already stored returns the stored
+// transaction and writes nothing (replayed is true), whatever the rest of
+// the body says, so a retried request never records money twice.
+func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in TransactionInput) (t Transaction, replayed bool, err error) {
+	cur, err := money.Currency("currency", in.Currency)
+	if err != nil {
+		return t, false, err
+	}
+	if err := money.Amount("amount", in.Amount); err != nil {
+		return t, false, err
+	}
+	now := clock.Millis(s.clock)
+	created := now
+	if in.CreatedAt != nil {
+		if *in.CreatedAt < 0 || *in.CreatedAt > now+maxFuture {
+			return t, false, errs.E(errs.Invalid, "'created_at' must be epoch milliseconds between 0 and one day from now")
+		}
+		created = *in.CreatedAt
+	}
+	key := in.Key
+	if key == "" {
+		key = secret.Key("tran")
+	}
+	if in.Key != "" {
+		// The common replay is answered from the read pool, without taking
+		// the write lock; the insert below still guards the race.
+		existing, err := s.txBy(ctx, s.db, p, "t.key = ?", key)
+		if err == nil {
+			return existing, true, nil
+		}
+		if errs.CodeOf(err) != errs.NotFound {
+			return t, false, err
+		}
+	}
+	var amountUSD any
+	if cur == "USD" {
+		amountUSD = in.Amount
+	}
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		cu, err := s.program.ResolveCustomer(ctx, tx, p, in.Customer)
+		if err != nil {
+			return err
+		}
+		if cu.Archived {
+			return errs.E(errs.Invalid, "the customer %s is archived and takes no new transactions", cu.Key)
+		}
+		if p.Test && !cu.Test {
+			return errs.E(errs.Invalid, "test keys can only record transactions for test customers")
+		}
+		var id int64
+		err = tx.QueryRow(ctx, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd,
+			category_key, product_key, metadata, test, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (company_id, key) DO NOTHING RETURNING id`,
+			key, p.CompanyID, cu.ID, cu.PartnershipID, in.Amount, cur, amountUSD, in.CategoryKey, in.ProductKey,
+			metadataOrEmpty(in.Metadata), store.Bool(p.Test || cu.Test), created, now).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Another request stored the same key between our look-up and
+			// our insert: theirs is the transaction.
+			replayed = true
+			t, err = s.txBy(ctx, tx, p, "t.key = ?", key)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("insert transaction: %w", err)
+		}
+		t, err = s.txBy(ctx, tx, p, "t.id = ?", id)
+		return err
+	})
+	return t, replayed, err
+}
+
+func metadataOrEmpty(m json.RawMessage) string {
+	if len(m) == 0 || string(m) == "null" {
+		return "{}"
+	}
+	return string(m)
+}
+
+func (s *Service) txBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Transaction, error) {
+	query := "SELECT " + txCols + " FROM " + txFrom + " WHERE t.company_id = ? AND " + cond
+	all := append([]any{p.CompanyID}, args...)
+	if p.IsPartner() {
+		query += " AND t.partnership_id = ?"
+		all = append(all, p.PartnershipID)
+	}
+	t, err := scanTx(q.QueryRow(ctx, query, all...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, errs.E(errs.NotFound, "transaction not found")
+	}
+	return t, err
+}
+
+// GetTransaction finds a transaction by its key.
+func (s *Service) GetTransaction(ctx context.Context, p program.Principal, key string) (Transaction, error) {
+	return s.txBy(ctx, s.db, p, "t.key = ?", key)
+}
+
+// DeleteTransaction removes a transaction from lists and totals, the way
+// PartnerStack mirrors a refund. The row is kept, archived, so that its key
+// stays taken: a retried create after a refund must not bring it back.
+func (s *Service) DeleteTransaction(ctx context.Context, p program.Principal, key string) (Transaction, error) {
+	var out Transaction
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		cur, err := s.txBy(ctx, tx, p, "t.key = ?", key)
+		if err != nil {
+			return err
+		}
+		if !cur.Archived {
+			if _, err := tx.Exec(ctx, "UPDATE transactions SET archived = 1, updated_at = ? WHERE id = ?", clock.Millis(s.clock), cur.ID); err != nil {
+				return fmt.Errorf("delete transaction: %w", err)
+			}
+		}
+		out, err = s.txBy(ctx, tx, p, "t.id = ?", cur.ID)
+		return err
+	})
+	return out, err
+}
+
+// TransactionFilter narrows a transaction list.
+type TransactionFilter struct {
+	CustomerKey     string // internal key or customer_key
+	PartnerKey      string
+	PartnershipKey  string
+	Currency        string
+	CategoryKey     string
+	ProductKey      string
+	IncludeArchived bool
+}
+
+// ListTransactions lists transactions the principal may see.
+func (s *Service) ListTransactions(ctx context.Context, p program.Principal, f TransactionFilter, page store.Page) ([]Transaction, store.Result, error) {
+	spec := store.ListSpec{
+		Select: txCols, From: txFrom, KeyCol: "t.key", IDCol: "t.id",
+		Scope: []string{"t.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
+	}
+	if p.IsPartner() {
+		spec.Scope = append(spec.Scope, "t.partnership_id = ?")
+		spec.ScopeArgs = append(spec.ScopeArgs, p.PartnershipID)
+	}
+	if f.CustomerKey != "" {
+		spec.Where("(cu.key = ? OR cu.customer_key = ?)", f.CustomerKey, f.CustomerKey)
+	}
+	if f.PartnerKey != "" {
+		spec.Where("p.partner_key = ?", f.PartnerKey)
+	}
+	if f.PartnershipKey != "" {
+		spec.Where("p.key = ?", f.PartnershipKey)
+	}
+	if f.Currency != "" {
+		spec.Where("t.currency = ?", strings.ToUpper(f.Currency))
+	}
+	if f.CategoryKey != "" {
+		spec.Where("t.category_key = ?", f.CategoryKey)
+	}
+	if f.ProductKey != "" {
+		spec.Where("t.product_key = ?", f.ProductKey)
+	}
+	if !f.IncludeArchived {
+		spec.Where("t.archived = 0")
+	}
+	page.Apply(&spec, "t")
+	return store.List(ctx, s.db, spec, scanTx)
+}

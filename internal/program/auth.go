@@ -1,0 +1,119 @@
+package program
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/secret"
+)
+
+// Principal is who a request acts as: a company through one of its key pairs,
+// or one partnership through a partner token.
+type Principal struct {
+	CompanyID   int64
+	CompanyKey  string
+	CompanyName string
+	// Test is true for the company's test key pair: what it creates is test data.
+	Test bool
+	// PartnershipID is set for a partner token; such a caller sees only that
+	// partnership and its customers and transactions.
+	PartnershipID int64
+}
+
+// IsPartner tells whether the principal is a partner (Bearer token).
+func (p Principal) IsPartner() bool { return p.PartnershipID != 0 }
+
+var errBadKeys = errs.E(errs.Unauthorized, "Unauthorized: the public key and secret key do not match")
+
+// AuthenticateKeys checks a public/secret key pair.
+func (s *Service) AuthenticateKeys(ctx context.Context, publicKey, secretKey string) (Principal, error) {
+	if publicKey == "" || secretKey == "" {
+		return Principal{}, errBadKeys
+	}
+	hash := secret.Hash(secretKey)
+	now := time.Now()
+	if cp, ok := s.auth.get("pk:"+publicKey, now); ok {
+		if !secret.Equal(cp.hash, hash) {
+			return Principal{}, errBadKeys
+		}
+		return cp.p, nil
+	}
+	var p Principal
+	var stored string
+	var test int
+	err := s.db.QueryRow(ctx, `SELECT k.secret_hash, k.test, c.id, c.key, c.name FROM api_keys k
+		JOIN companies c ON c.id = k.company_id WHERE k.public_key = ?`, publicKey).
+		Scan(&stored, &test, &p.CompanyID, &p.CompanyKey, &p.CompanyName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, errBadKeys
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("look up api key: %w", err)
+	}
+	p.Test = test == 1
+	s.auth.put("pk:"+publicKey, cachedPrincipal{hash: stored, p: p, expires: now.Add(s.auth.ttl)})
+	if !secret.Equal(stored, hash) {
+		return Principal{}, errBadKeys
+	}
+	return p, nil
+}
+
+var errBadToken = errs.E(errs.Unauthorized, "Unauthorized: the partner token is not valid")
+
+// AuthenticatePartnerToken checks a partner API token.
+func (s *Service) AuthenticatePartnerToken(ctx context.Context, token string) (Principal, error) {
+	if token == "" {
+		return Principal{}, errBadToken
+	}
+	hash := secret.Hash(token)
+	now := time.Now()
+	// The cache is keyed by the hash, so no plain token sits in memory longer
+	// than the request.
+	if cp, ok := s.auth.get("pt:"+hash, now); ok {
+		return cp.p, nil
+	}
+	var p Principal
+	var stored string
+	err := s.db.QueryRow(ctx, `SELECT t.token_hash, c.id, c.key, c.name, t.partnership_id, pa.test FROM partner_tokens t
+		JOIN companies c ON c.id = t.company_id JOIN partnerships pa ON pa.id = t.partnership_id
+		WHERE t.token_hash = ?`, hash).Scan(&stored, &p.CompanyID, &p.CompanyKey, &p.CompanyName, &p.PartnershipID, &p.Test)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, errBadToken
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("look up partner token: %w", err)
+	}
+	if !secret.Equal(stored, hash) {
+		return Principal{}, errBadToken
+	}
+	s.auth.put("pt:"+hash, cachedPrincipal{hash: stored, p: p, expires: now.Add(s.auth.ttl)})
+	return p, nil
+}
+
+// CreatePartnerToken makes a new API token for the partnership with the
+// given partner key in the company. The token is returned once and stored
+// only as a hash.
+func (s *Service) CreatePartnerToken(ctx context.Context, companyKey, partnerKey string) (string, error) {
+	c, err := s.CompanyByKey(ctx, companyKey)
+	if err != nil {
+		return "", err
+	}
+	var partnershipID int64
+	err = s.db.QueryRow(ctx, `SELECT id FROM partnerships WHERE company_id = ? AND partner_key = ?`, c.ID, partnerKey).Scan(&partnershipID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errs.E(errs.NotFound, "no partnership with partner key %s in company %s", partnerKey, companyKey)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find partnership: %w", err)
+	}
+	token := secret.Token("ptok")
+	if _, err := s.db.Exec(ctx, `INSERT INTO partner_tokens (company_id, partnership_id, token_hash, created_at) VALUES (?, ?, ?, ?)`,
+		c.ID, partnershipID, secret.Hash(token), s.now()); err != nil {
+		return "", fmt.Errorf("store partner token: %w", err)
+	}
+	return token, nil
+}

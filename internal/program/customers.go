@@ -1,0 +1,354 @@
+package program
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/secret"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// Customer is someone a partner referred, attributed once to a partnership.
+type Customer struct {
+	ID             int64
+	Key            string
+	CustomerKey    *string
+	Email          string
+	Name           string
+	ProviderKey    *string
+	Meta           json.RawMessage
+	SourceType     string
+	Test           bool
+	Archived       bool
+	CreatedAt      int64
+	UpdatedAt      int64
+	PartnershipID  int64
+	PartnershipKey string
+	PartnerKey     string
+	Company        CompanyRef
+}
+
+const customerCols = `cu.id, cu.key, cu.customer_key, cu.email, cu.name, cu.provider_key, cu.meta, cu.source_type, cu.test,
+	cu.archived, cu.created_at, cu.updated_at, p.id, p.key, p.partner_key, c.key, c.name`
+
+const customerFrom = "customers cu JOIN partnerships p ON p.id = cu.partnership_id JOIN companies c ON c.id = cu.company_id"
+
+func scanCustomer(sc store.Scanner) (Customer, error) {
+	var cu Customer
+	var meta string
+	err := sc.Scan(&cu.ID, &cu.Key, &cu.CustomerKey, &cu.Email, &cu.Name, &cu.ProviderKey, &meta, &cu.SourceType, &cu.Test,
+		&cu.Archived, &cu.CreatedAt, &cu.UpdatedAt, &cu.PartnershipID, &cu.PartnershipKey, &cu.PartnerKey, &cu.Company.Key, &cu.Company.Name)
+	if err != nil {
+		return cu, fmt.Errorf("scan customer: %w", err)
+	}
+	cu.Meta = json.RawMessage(meta)
+	return cu, nil
+}
+
+// Sources of a customer, reported as source_type.
+const (
+	SourceAPI   = "api"
+	SourceAPIv1 = "api_v1"
+)
+
+// CustomerInput is what a caller sends to create or update a customer. On
+// update a nil field is left as it is.
+type CustomerInput struct {
+	CustomerKey *string
+	Email       *string
+	Name        *string
+	PartnerKey  *string
+	ProviderKey *string
+	Meta        json.RawMessage
+	Source      string
+}
+
+// CreateCustomer attributes a new customer to the partnership with the given
+// partner key. A customer_key is unique within the company: sending the same
+// customer_key for the same partnership again returns the stored customer
+// and writes nothing (created is false); for another partnership it is a
+// conflict, because a customer stays with the partner it was attributed to.
+//
+// A customer is test data when created with test keys or under a test
+// partner; test keys may only attribute to test partners.
+func (s *Service) CreateCustomer(ctx context.Context, p Principal, in CustomerInput) (cu Customer, created bool, err error) {
+	if in.Email == nil {
+		return cu, false, errs.E(errs.Invalid, "'email' is a required property")
+	}
+	if in.PartnerKey == nil || *in.PartnerKey == "" {
+		return cu, false, errs.E(errs.Invalid, "'partner_key' is a required property")
+	}
+	email, err := NormalizeEmail("email", *in.Email)
+	if err != nil {
+		return cu, false, err
+	}
+	if in.CustomerKey != nil && *in.CustomerKey == "" {
+		return cu, false, errs.E(errs.Invalid, "'customer_key' must not be empty (send null to leave it unset)")
+	}
+	// Two requests racing with one new customer_key: the loser's insert
+	// violates the unique index, and its second attempt finds the winner's row.
+	for attempt := 0; attempt < 2; attempt++ {
+		cu, created, err = s.createCustomerOnce(ctx, p, in, email)
+		if !store.IsUniqueViolation(err) {
+			break
+		}
+	}
+	return cu, created, err
+}
+
+func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in CustomerInput, email string) (cu Customer, created bool, err error) {
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		var partnershipID int64
+		var partnerTest, partnerArchived bool
+		err := tx.QueryRow(ctx, "SELECT id, test, archived FROM partnerships WHERE company_id = ? AND partner_key = ?",
+			p.CompanyID, *in.PartnerKey).Scan(&partnershipID, &partnerTest, &partnerArchived)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errs.E(errs.Invalid, "'partner_key' does not match any partnership in this program: %s", *in.PartnerKey)
+		}
+		if err != nil {
+			return fmt.Errorf("find partnership: %w", err)
+		}
+		if partnerArchived {
+			return errs.E(errs.Invalid, "'partner_key' names an archived partnership: %s", *in.PartnerKey)
+		}
+		if p.Test && !partnerTest {
+			return errs.E(errs.Invalid, "'partner_key' must name a test partner (such as %s) when using test keys", TestPartnerKey)
+		}
+		if in.CustomerKey != nil {
+			existing, err := s.customerBy(ctx, tx, Principal{CompanyID: p.CompanyID}, "cu.customer_key = ?", *in.CustomerKey)
+			if err == nil {
+				if existing.PartnershipID != partnershipID {
+					return errs.E(errs.Conflict, "'customer_key' %s is already attributed to another partnership", *in.CustomerKey)
+				}
+				cu = existing
+				return nil
+			}
+			if errs.CodeOf(err) != errs.NotFound {
+				return err
+			}
+		}
+		now := s.now()
+		key := secret.Key("cus")
+		source := in.Source
+		if source == "" {
+			source = SourceAPI
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO customers (key, company_id, partnership_id, customer_key, email, name, provider_key,
+			meta, source_type, test, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key, p.CompanyID, partnershipID, in.CustomerKey, email, deref(in.Name), emptyToNil(in.ProviderKey),
+			rawOr(in.Meta, "{}"), source, store.Bool(p.Test || partnerTest), now, now)
+		if err != nil {
+			return fmt.Errorf("insert customer: %w", err) // a unique violation is retried by CreateCustomer
+		}
+		cu, err = s.customerBy(ctx, tx, Principal{CompanyID: p.CompanyID}, "cu.key = ?", key)
+		created = err == nil
+		return err
+	})
+	return cu, created, err
+}
+
+func (s *Service) customerBy(ctx context.Context, q store.Querier, p Principal, cond string, args ...any) (Customer, error) {
+	query := "SELECT " + customerCols + " FROM " + customerFrom + " WHERE cu.company_id = ? AND " + cond
+	all := append([]any{p.CompanyID}, args...)
+	if p.IsPartner() {
+		query += " AND cu.partnership_id = ?"
+		all = append(all, p.PartnershipID)
+	}
+	cu, err := scanCustomer(q.QueryRow(ctx, query, all...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return cu, errs.E(errs.NotFound, "customer not found")
+	}
+	return cu, err
+}
+
+// GetCustomer finds a customer by its key or by the vendor's customer_key.
+func (s *Service) GetCustomer(ctx context.Context, p Principal, ident string) (Customer, error) {
+	return s.customerBy(ctx, s.db, p, "(cu.key = ? OR cu.customer_key = ?)", ident, ident)
+}
+
+// CustomerRef names a customer the way a transaction does: exactly one of
+// its fields is set. Any accepts the internal key, the customer_key or the
+// email, as v1's path parameter does.
+type CustomerRef struct {
+	Key         string
+	ExternalKey string
+	Email       string
+	Any         string
+}
+
+// ResolveCustomer finds the customer a reference names, inside q so that
+// callers can hold it in their transaction.
+func (s *Service) ResolveCustomer(ctx context.Context, q store.Querier, p Principal, ref CustomerRef) (Customer, error) {
+	var field, cond, val string
+	switch {
+	case ref.Key != "":
+		// PartnerStack's docs call this the internal key, while v1 and real
+		// integrations send their own key here, so both are accepted.
+		field, cond, val = "customer_key", "(cu.key = ? OR cu.customer_key = ?)", ref.Key
+	case ref.ExternalKey != "":
+		field, cond, val = "customer_external_key", "cu.customer_key = ?", ref.ExternalKey
+	case ref.Email != "":
+		field, cond, val = "customer_email", "cu.email = ?", strings.ToLower(strings.TrimSpace(ref.Email))
+	default:
+		field, cond, val = "customer_key", "(cu.key = ? OR cu.customer_key = ? OR cu.email = ?)", ref.Any
+	}
+	args := []any{val}
+	switch strings.Count(cond, "?") {
+	case 2:
+		args = []any{val, val}
+	case 3:
+		args = []any{val, val, strings.ToLower(val)}
+	}
+	query := "SELECT " + customerCols + " FROM " + customerFrom + " WHERE cu.company_id = ? AND " + cond + " ORDER BY cu.id LIMIT 2"
+	rows, err := q.Query(ctx, query, append([]any{p.CompanyID}, args...)...)
+	if err != nil {
+		return Customer{}, fmt.Errorf("find customer: %w", err)
+	}
+	defer rows.Close()
+	var found []Customer
+	for rows.Next() {
+		cu, err := scanCustomer(rows)
+		if err != nil {
+			return Customer{}, err
+		}
+		found = append(found, cu)
+	}
+	if err := rows.Err(); err != nil {
+		return Customer{}, fmt.Errorf("find customer: %w", err)
+	}
+	switch {
+	case len(found) == 0:
+		return Customer{}, errs.E(errs.Invalid, "'%s' does not match any customer in this program: %s", field, val)
+	case len(found) > 1:
+		// One key may match one customer's key and another's customer_key
+		// only by a vendor's odd choice; an email may match several.
+		return Customer{}, errs.E(errs.Invalid, "'%s' matches more than one customer; use the customer's key instead: %s", field, val)
+	}
+	return found[0], nil
+}
+
+// UpdateCustomer changes the fields set in in. The partnership a customer is
+// attributed to does not change.
+func (s *Service) UpdateCustomer(ctx context.Context, p Principal, ident string, in CustomerInput) (Customer, error) {
+	var out Customer
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		cur, err := s.customerBy(ctx, tx, p, "(cu.key = ? OR cu.customer_key = ?)", ident, ident)
+		if err != nil {
+			return err
+		}
+		sets := []string{}
+		args := []any{}
+		set := func(col string, v any) { sets = append(sets, col+" = ?"); args = append(args, v) }
+		if in.PartnerKey != nil && *in.PartnerKey != cur.PartnerKey {
+			return errs.E(errs.Invalid, "'partner_key' cannot change: a customer stays with the partnership it was attributed to")
+		}
+		if in.Email != nil {
+			email, err := NormalizeEmail("email", *in.Email)
+			if err != nil {
+				return err
+			}
+			set("email", email)
+		}
+		if in.Name != nil {
+			set("name", *in.Name)
+		}
+		if in.CustomerKey != nil {
+			if *in.CustomerKey == "" {
+				return errs.E(errs.Invalid, "'customer_key' must not be empty")
+			}
+			set("customer_key", *in.CustomerKey)
+		}
+		if in.ProviderKey != nil {
+			set("provider_key", emptyToNil(in.ProviderKey))
+		}
+		if len(in.Meta) > 0 {
+			set("meta", rawOr(in.Meta, "{}"))
+		}
+		if len(sets) == 0 {
+			out = cur
+			return nil
+		}
+		set("updated_at", s.now())
+		args = append(args, cur.ID)
+		if _, err := tx.Exec(ctx, "UPDATE customers SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
+			if store.IsUniqueViolation(err) {
+				return errs.E(errs.Conflict, "'customer_key' is already used by another customer in this program: %s", deref(in.CustomerKey))
+			}
+			return fmt.Errorf("update customer: %w", err)
+		}
+		out, err = s.customerBy(ctx, tx, p, "cu.id = ?", cur.ID)
+		return err
+	})
+	return out, err
+}
+
+// ArchiveCustomer archives a customer; it keeps its key and its history, and
+// new transactions for it are refused.
+func (s *Service) ArchiveCustomer(ctx context.Context, p Principal, ident string) (Customer, error) {
+	var out Customer
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		cur, err := s.customerBy(ctx, tx, p, "(cu.key = ? OR cu.customer_key = ?)", ident, ident)
+		if err != nil {
+			return err
+		}
+		if !cur.Archived {
+			if _, err := tx.Exec(ctx, "UPDATE customers SET archived = 1, updated_at = ? WHERE id = ?", s.now(), cur.ID); err != nil {
+				return fmt.Errorf("archive customer: %w", err)
+			}
+		}
+		out, err = s.customerBy(ctx, tx, p, "cu.id = ?", cur.ID)
+		return err
+	})
+	return out, err
+}
+
+// CustomerFilter narrows a customer list.
+type CustomerFilter struct {
+	PartnerKey      string
+	PartnershipKey  string
+	GroupKey        string
+	Group           string
+	Email           string
+	ProviderKey     string
+	IncludeArchived bool
+}
+
+// ListCustomers lists customers the principal may see.
+func (s *Service) ListCustomers(ctx context.Context, p Principal, f CustomerFilter, page store.Page) ([]Customer, store.Result, error) {
+	spec := store.ListSpec{
+		Select: customerCols, From: customerFrom, KeyCol: "cu.key", IDCol: "cu.id",
+		Scope: []string{"cu.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
+	}
+	if p.IsPartner() {
+		spec.Scope = append(spec.Scope, "cu.partnership_id = ?")
+		spec.ScopeArgs = append(spec.ScopeArgs, p.PartnershipID)
+	}
+	if f.PartnerKey != "" {
+		spec.Where("p.partner_key = ?", f.PartnerKey)
+	}
+	if f.PartnershipKey != "" {
+		spec.Where("p.key = ?", f.PartnershipKey)
+	}
+	if f.GroupKey != "" {
+		spec.Where("p.group_id IN (SELECT id FROM groups WHERE company_id = ? AND key = ?)", p.CompanyID, f.GroupKey)
+	}
+	if f.Group != "" {
+		spec.Where("p.group_id IN (SELECT id FROM groups WHERE company_id = ? AND slug = ?)", p.CompanyID, Slugify(f.Group))
+	}
+	if f.Email != "" {
+		spec.Where("cu.email = ?", strings.ToLower(strings.TrimSpace(f.Email)))
+	}
+	if f.ProviderKey != "" {
+		spec.Where("cu.provider_key = ?", f.ProviderKey)
+	}
+	if !f.IncludeArchived {
+		spec.Where("cu.archived = 0")
+	}
+	page.Apply(&spec, "cu")
+	return store.List(ctx, s.db, spec, scanCustomer)
+}

@@ -1,0 +1,180 @@
+// Package program owns a vendor's partner program: companies and their API
+// keys, partner tokens, groups, partnerships and the customers attributed to
+// them. It knows nothing of HTTP.
+package program
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/partnerd/partnerd/internal/clock"
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/secret"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// TestPartnerKey is the partner key of the test partner every company gets,
+// as on PartnerStack.
+const TestPartnerKey = "gstest"
+
+// Service is the program engine's core.
+type Service struct {
+	db    *store.DB
+	clock clock.Clock
+	auth  authCache
+}
+
+// New returns a Service over db.
+func New(db *store.DB, clk clock.Clock) *Service {
+	return &Service{db: db, clock: clk, auth: authCache{ttl: time.Minute}}
+}
+
+func (s *Service) now() int64 { return clock.Millis(s.clock) }
+
+// CompanyRef is the short form of a company embedded in other objects.
+type CompanyRef struct {
+	Key  string
+	Name string
+}
+
+// Company is a vendor running a partner program.
+type Company struct {
+	ID        int64
+	Key       string
+	Name      string
+	Website   string
+	CreatedAt int64
+	UpdatedAt int64
+}
+
+// KeyPair is a public key and the secret that goes with it.
+type KeyPair struct {
+	PublicKey string
+	SecretKey string
+}
+
+// NewCompany is a company just created, with the only copy of its secrets.
+type NewCompany struct {
+	Company
+	Production KeyPair
+	Test       KeyPair
+}
+
+// CreateCompany creates a company with a production and a test key pair, a
+// default group and the test partner "gstest". The secret keys are returned
+// here once and stored only as hashes.
+func (s *Service) CreateCompany(ctx context.Context, name, website string) (NewCompany, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return NewCompany{}, errs.E(errs.Invalid, "'name' is a required property")
+	}
+	if len(name) > 255 {
+		return NewCompany{}, errs.E(errs.Invalid, "'name' is too long (maximum 255 characters)")
+	}
+	if website != "" {
+		u, err := url.Parse(website)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return NewCompany{}, errs.E(errs.Invalid, "'website' must be an http or https URL")
+		}
+	}
+	now := s.now()
+	out := NewCompany{
+		Company:    Company{Key: secret.Key("comp"), Name: name, Website: website, CreatedAt: now, UpdatedAt: now},
+		Production: KeyPair{PublicKey: "pk_" + secret.Random(24), SecretKey: "sk_" + secret.Random(40)},
+		Test:       KeyPair{PublicKey: "pk_" + secret.Random(24), SecretKey: "sk_" + secret.Random(40)},
+	}
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO companies (key, name, website, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?) RETURNING id`, out.Key, name, website, now, now).Scan(&out.ID); err != nil {
+			return fmt.Errorf("insert company: %w", err)
+		}
+		for _, k := range []struct {
+			pair KeyPair
+			test bool
+		}{{out.Production, false}, {out.Test, true}} {
+			if _, err := tx.Exec(ctx, `INSERT INTO api_keys (company_id, public_key, secret_hash, test, created_at)
+				VALUES (?, ?, ?, ?, ?)`, out.ID, k.pair.PublicKey, secret.Hash(k.pair.SecretKey), store.Bool(k.test), now); err != nil {
+				return fmt.Errorf("insert api key: %w", err)
+			}
+		}
+		var groupID int64
+		if err := tx.QueryRow(ctx, `INSERT INTO groups (key, company_id, name, slug, is_default, created_at, updated_at)
+			VALUES (?, ?, 'Default', 'default', 1, ?, ?) RETURNING id`, secret.Key("grup"), out.ID, now, now).Scan(&groupID); err != nil {
+			return fmt.Errorf("insert default group: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO partnerships (key, company_id, group_id, partner_key, email, first_name, last_name,
+			test, joined_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'Test', 'Partner', 1, ?, ?, ?)`,
+			secret.Key("part"), out.ID, groupID, TestPartnerKey, "gstest@partnerd.invalid", now, now, now); err != nil {
+			return fmt.Errorf("insert test partner: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return NewCompany{}, fmt.Errorf("create company: %w", err)
+	}
+	return out, nil
+}
+
+// CompanyByKey finds a company by its key.
+func (s *Service) CompanyByKey(ctx context.Context, key string) (Company, error) {
+	var c Company
+	err := s.db.QueryRow(ctx, `SELECT id, key, name, website, created_at, updated_at FROM companies WHERE key = ?`, key).
+		Scan(&c.ID, &c.Key, &c.Name, &c.Website, &c.CreatedAt, &c.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, errs.E(errs.NotFound, "no company with key %s", key)
+	}
+	if err != nil {
+		return c, fmt.Errorf("find company: %w", err)
+	}
+	return c, nil
+}
+
+// NormalizeEmail validates an email address and returns it trimmed and in
+// lower case, which is how emails are stored and compared.
+func NormalizeEmail(field, email string) (string, error) {
+	e := strings.ToLower(strings.TrimSpace(email))
+	if len(e) < 4 || len(e) > 255 {
+		return "", errs.E(errs.Invalid, "'%s' must be between 4 and 255 characters", field)
+	}
+	addr, err := mail.ParseAddress(e)
+	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") && !strings.HasSuffix(e, "@localhost") {
+		return "", errs.E(errs.Invalid, "'%s' is not a valid email address: %q", field, email)
+	}
+	return e, nil
+}
+
+// authCache remembers successful key and token look-ups for a short time so
+// authentication costs no query on the hot path. Keys are never deleted in
+// this version, so the TTL only bounds how long a future revocation takes.
+type authCache struct {
+	ttl time.Duration
+	m   sync.Map // lookup key -> cachedPrincipal
+}
+
+type cachedPrincipal struct {
+	hash    string
+	p       Principal
+	expires time.Time
+}
+
+func (c *authCache) get(k string, now time.Time) (cachedPrincipal, bool) {
+	v, ok := c.m.Load(k)
+	if !ok {
+		return cachedPrincipal{}, false
+	}
+	cp := v.(cachedPrincipal)
+	if now.After(cp.expires) {
+		c.m.Delete(k)
+		return cachedPrincipal{}, false
+	}
+	return cp, true
+}
+
+func (c *authCache) put(k string, cp cachedPrincipal) { c.m.Store(k, cp) }

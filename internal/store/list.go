@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/partnerd/partnerd/internal/errs"
+)
+
+// ListSpec describes one page of a keyed, cursor-paged list, the way
+// PartnerStack pages: cursors are item keys, starting_after moves forward in
+// the chosen order and ending_before moves back.
+type ListSpec struct {
+	Select string // the columns to scan, e.g. "p.id, p.key, ..."
+	From   string // tables and joins, e.g. "partnerships p JOIN groups g ON g.id = p.group_id"
+	KeyCol string // the item key column, e.g. "p.key"
+	IDCol  string // the integer id column that breaks ties, e.g. "p.id"
+
+	// Scope limits what a caller may see (its company, its partnership).
+	// Cursors are looked up within Scope only, so an item that stops
+	// matching a filter between two pages still works as a cursor.
+	Scope     []string
+	ScopeArgs []any
+	// Filters narrow the list further.
+	Filters    []string
+	FilterArgs []any
+
+	SortCol string // column to order by, e.g. "p.created_at"
+	Desc    bool
+	Limit   int
+	After   string // starting_after
+	Before  string // ending_before
+}
+
+// Result is what List found besides the rows.
+type Result struct {
+	HasMore bool
+	Total   int
+}
+
+// Scanner is what a row offers: *sql.Row and *sql.Rows both implement it.
+type Scanner interface {
+	Scan(dest ...any) error
+}
+
+// List runs spec and returns the page's items in page order.
+func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanner) (T, error)) ([]T, Result, error) {
+	var res Result
+	where := append(append([]string{}, spec.Scope...), spec.Filters...)
+	args := append(append([]any{}, spec.ScopeArgs...), spec.FilterArgs...)
+	whereSQL := "1=1"
+	if len(where) > 0 {
+		whereSQL = strings.Join(where, " AND ")
+	}
+
+	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM "+spec.From+" WHERE "+whereSQL, args...).Scan(&res.Total); err != nil {
+		return nil, res, fmt.Errorf("count list: %w", err)
+	}
+
+	desc := spec.Desc
+	backward := spec.Before != ""
+	if backward {
+		desc = !desc // walk away from the cursor, then put the page back in order
+	}
+	pageWhere := whereSQL
+	pageArgs := append([]any{}, args...)
+	if spec.After != "" || spec.Before != "" {
+		cursor, param := spec.After, "starting_after"
+		if backward {
+			cursor, param = spec.Before, "ending_before"
+		}
+		scope := "1=1"
+		if len(spec.Scope) > 0 {
+			scope = strings.Join(spec.Scope, " AND ")
+		}
+		var sortVal, idVal int64
+		err := q.QueryRow(ctx, "SELECT "+spec.SortCol+", "+spec.IDCol+" FROM "+spec.From+" WHERE "+scope+" AND "+spec.KeyCol+" = ?",
+			append(append([]any{}, spec.ScopeArgs...), cursor)...).Scan(&sortVal, &idVal)
+		if err == sql.ErrNoRows {
+			return nil, res, errs.E(errs.Invalid, "'%s' refers to an unknown key: %s", param, cursor)
+		}
+		if err != nil {
+			return nil, res, fmt.Errorf("look up cursor: %w", err)
+		}
+		op := ">"
+		if desc {
+			op = "<"
+		}
+		pageWhere += fmt.Sprintf(" AND (%s %s ? OR (%s = ? AND %s %s ?))", spec.SortCol, op, spec.SortCol, spec.IDCol, op)
+		pageArgs = append(pageArgs, sortVal, sortVal, idVal)
+	}
+	dir := "ASC"
+	if desc {
+		dir = "DESC"
+	}
+	query := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s %s LIMIT %d",
+		spec.Select, spec.From, pageWhere, spec.SortCol, dir, spec.IDCol, dir, spec.Limit+1)
+	rows, err := q.Query(ctx, query, pageArgs...)
+	if err != nil {
+		return nil, res, fmt.Errorf("list: %w", err)
+	}
+	defer rows.Close()
+	items := make([]T, 0, spec.Limit)
+	for rows.Next() {
+		if len(items) == spec.Limit {
+			res.HasMore = true
+			break
+		}
+		item, err := scan(rows)
+		if err != nil {
+			return nil, res, err
+		}
+		items = append(items, item)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, res, fmt.Errorf("list rows: %w", err)
+	}
+	if backward {
+		for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
+			items[i], items[j] = items[j], items[i]
+		}
+	}
+	return items, res, nil
+}
+
+// Page is what a caller asks of a list: its size, cursor, order and the
+// standard time windows (epoch ms, inclusive).
+type Page struct {
+	Limit      int
+	After      string
+	Before     string
+	OrderBy    string // "created_at" or "updated_at"
+	Desc       bool
+	MinCreated *int64
+	MaxCreated *int64
+	MinUpdated *int64
+	MaxUpdated *int64
+}
+
+// Apply copies the page's cursor, order and time windows onto spec, for the
+// table aliased as alias.
+func (p Page) Apply(spec *ListSpec, alias string) {
+	spec.Limit = p.Limit
+	spec.After = p.After
+	spec.Before = p.Before
+	spec.Desc = p.Desc
+	col := "created_at"
+	if p.OrderBy == "updated_at" {
+		col = "updated_at"
+	}
+	spec.SortCol = alias + "." + col
+	window := func(v *int64, cond string) {
+		if v != nil {
+			spec.Filters = append(spec.Filters, alias+"."+cond)
+			spec.FilterArgs = append(spec.FilterArgs, *v)
+		}
+	}
+	window(p.MinCreated, "created_at >= ?")
+	window(p.MaxCreated, "created_at <= ?")
+	window(p.MinUpdated, "updated_at >= ?")
+	window(p.MaxUpdated, "updated_at <= ?")
+}
+
+// Where adds a filter condition with its arguments.
+func (s *ListSpec) Where(cond string, args ...any) {
+	s.Filters = append(s.Filters, cond)
+	s.FilterArgs = append(s.FilterArgs, args...)
+}

@@ -1,0 +1,273 @@
+// Package store opens partnerd's database, SQLite (embedded, pure Go) or
+// PostgreSQL (pgx), applies the embedded migrations and runs queries written
+// once in the SQL both engines understand. Queries use '?' placeholders; the
+// store rewrites them to '$n' for PostgreSQL.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect names the database engine behind a DB.
+type Dialect string
+
+// The two engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Querier runs queries; both DB and the Tx handed to DB.Tx implement it.
+type Querier interface {
+	Exec(ctx context.Context, query string, args ...any) (sql.Result, error)
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRow(ctx context.Context, query string, args ...any) *sql.Row
+	Dialect() Dialect
+}
+
+// DB is an open database. On SQLite it holds a pool of read connections and
+// exactly one write connection, because SQLite allows one writer at a time
+// and a single Go-side writer avoids SQLITE_BUSY between our own goroutines.
+type DB struct {
+	dialect Dialect
+	read    *sql.DB
+	write   *sql.DB
+	binds   sync.Map // query text -> rebound text (PostgreSQL only)
+}
+
+// Open opens the database named by dsn: a postgres:// or postgresql:// URL
+// means PostgreSQL, anything else is a SQLite file path.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return openPostgres(ctx, dsn)
+	}
+	return openSQLite(ctx, dsn)
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	pool, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	pool.SetMaxOpenConns(32)
+	pool.SetMaxIdleConns(32)
+	if err := pool.PingContext(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	return &DB{dialect: Postgres, read: pool, write: pool}, nil
+}
+
+// sqlitePragmas are applied to every connection. WAL lets readers run beside
+// the writer; synchronous=NORMAL in WAL mode keeps every committed
+// transaction across a crash of the process (the WAL is in the OS page cache)
+// and only risks the last commits on power loss; see docs/operations.md.
+func sqlitePragmas(sync string) []string {
+	return []string{
+		"journal_mode(WAL)",
+		"foreign_keys(1)",
+		"busy_timeout(10000)",
+		"synchronous(" + sync + ")",
+		"temp_store(MEMORY)",
+		"cache_size(-32000)",
+	}
+}
+
+func sqliteDSN(path string, extra url.Values) string {
+	v := url.Values{}
+	sync := os.Getenv("PARTNERD_SQLITE_SYNCHRONOUS")
+	if sync == "" {
+		sync = "NORMAL"
+	}
+	for _, p := range sqlitePragmas(sync) {
+		v.Add("_pragma", p)
+	}
+	for k, vs := range extra {
+		for _, x := range vs {
+			v.Add(k, x)
+		}
+	}
+	return "file:" + path + "?" + v.Encode()
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	path = strings.TrimPrefix(path, "sqlite://")
+	if path == "" {
+		return nil, errors.New("open sqlite: empty database path")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open sqlite: create directory %s: %w", dir, err)
+		}
+	}
+	// BEGIN IMMEDIATE takes the write lock up front, so a transaction that
+	// reads and then writes never fails half-way on a lock upgrade when
+	// another process (a CLI command, say) holds the database.
+	write, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_txlock": {"immediate"}}))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	read, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_pragma": {"query_only(1)"}}))
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s for reading: %w", path, err)
+	}
+	n := runtime.NumCPU() * 2
+	if n < 4 {
+		n = 4
+	}
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	return &DB{dialect: SQLite, read: read, write: write}, nil
+}
+
+// Dialect tells which engine this is.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Close closes every connection.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		if rerr := db.read.Close(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// Ping checks that the database answers, for /readyz.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// rebind rewrites '?' placeholders to '$1', '$2', ... for PostgreSQL. Our
+// queries never put '?' inside string literals.
+func (db *DB) rebind(q string) string {
+	if db.dialect != Postgres {
+		return q
+	}
+	if v, ok := db.binds.Load(q); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	out := b.String()
+	db.binds.Store(q, out)
+	return out
+}
+
+// Exec runs a write outside an explicit transaction.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return db.write.ExecContext(ctx, db.rebind(query), args...)
+}
+
+// Query reads through the read pool.
+func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return db.read.QueryContext(ctx, db.rebind(query), args...)
+}
+
+// QueryRow reads one row through the read pool.
+func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return db.read.QueryRowContext(ctx, db.rebind(query), args...)
+}
+
+// Tx is a write transaction. It implements Querier; reads inside it see its
+// own writes.
+type Tx struct {
+	db *DB
+	tx *sql.Tx
+}
+
+// Dialect tells which engine this is.
+func (t *Tx) Dialect() Dialect { return t.db.dialect }
+
+// Exec runs a statement in the transaction.
+func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.rebind(query), args...)
+}
+
+// Query runs a query in the transaction.
+func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.rebind(query), args...)
+}
+
+// QueryRow runs a one-row query in the transaction.
+func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.rebind(query), args...)
+}
+
+// Tx runs fn in a write transaction, committing when fn returns nil and
+// rolling back otherwise, so a failed request leaves nothing half-written.
+func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqlTx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	tx := &Tx{db: db, tx: sqlTx}
+	if err := fn(tx); err != nil {
+		_ = sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation on
+// either engine.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		c := sqErr.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// Bool turns a Go bool into the INTEGER 0/1 both engines store booleans as.
+func Bool(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
