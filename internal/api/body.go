@@ -271,4 +271,3 @@ func checkObjectArray(name string, v json.RawMessage) error {
 	}
 	return nil
 }
-

@@ -27,10 +27,10 @@ var Version = "dev"
 
 // Config is what partnerd needs to run.
 type Config struct {
-	DB      string // SQLite path or postgres:// URL
-	Addr    string // listen address
-	Clock   clock.Clock
-	Logger  *slog.Logger
+	DB     string // SQLite path or postgres:// URL
+	Addr   string // listen address
+	Clock  clock.Clock
+	Logger *slog.Logger
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
 }

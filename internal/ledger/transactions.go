@@ -112,52 +112,55 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 	if key == "" {
 		key = secret.Key("tran")
 	}
-	if in.Key != "" {
-		// The common replay is answered from the read pool, without taking
-		// the write lock; the insert below still guards the race.
-		existing, err := s.txBy(ctx, s.db, p, "t.key = ?", key)
-		if err == nil {
-			return existing, true, nil
-		}
-		if errs.CodeOf(err) != errs.NotFound {
-			return t, false, err
-		}
+	// The customer is read through the read pool, so the single writer is
+	// held only for the insert itself: that is what keeps ingest fast.
+	cu, err := s.program.ResolveCustomer(ctx, s.db, p, in.Customer)
+	if err != nil {
+		return t, false, err
 	}
-	var amountUSD any
+	if cu.Archived {
+		return t, false, errs.E(errs.Invalid, "the customer %s is archived and takes no new transactions", cu.Key)
+	}
+	if p.Test && !cu.Test {
+		return t, false, errs.E(errs.Invalid, "test keys can only record transactions for test customers")
+	}
+	var amountUSD *int64
 	if cur == "USD" {
-		amountUSD = in.Amount
+		amountUSD = &in.Amount
 	}
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
-		cu, err := s.program.ResolveCustomer(ctx, tx, p, in.Customer)
-		if err != nil {
-			return err
-		}
-		if cu.Archived {
-			return errs.E(errs.Invalid, "the customer %s is archived and takes no new transactions", cu.Key)
-		}
-		if p.Test && !cu.Test {
-			return errs.E(errs.Invalid, "test keys can only record transactions for test customers")
-		}
-		var id int64
-		err = tx.QueryRow(ctx, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd,
+	meta := metadataOrEmpty(in.Metadata)
+	test := p.Test || cu.Test
+	var id int64
+	taken := false
+	err = s.db.Batched(ctx, func(q store.Querier) error {
+		taken = false
+		err := q.QueryRow(ctx, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd,
 			category_key, product_key, metadata, test, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (company_id, key) DO NOTHING RETURNING id`,
 			key, p.CompanyID, cu.ID, cu.PartnershipID, in.Amount, cur, amountUSD, in.CategoryKey, in.ProductKey,
-			metadataOrEmpty(in.Metadata), store.Bool(p.Test || cu.Test), created, now).Scan(&id)
+			meta, store.Bool(test), created, now).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			// Another request stored the same key between our look-up and
-			// our insert: theirs is the transaction.
-			replayed = true
-			t, err = s.txBy(ctx, tx, p, "t.key = ?", key)
-			return err
+			taken = true
+			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("insert transaction: %w", err)
-		}
-		t, err = s.txBy(ctx, tx, p, "t.id = ?", id)
 		return err
 	})
-	return t, replayed, err
+	if err == nil && taken {
+		err = sql.ErrNoRows
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		// The key is taken: this is a retry (or a race with one), and the
+		// stored transaction is the answer.
+		t, err = s.txBy(ctx, s.db, p, "t.key = ?", key)
+		return t, err == nil, err
+	}
+	if err != nil {
+		return t, false, fmt.Errorf("insert transaction: %w", err)
+	}
+	return Transaction{ID: id, Key: key, Amount: in.Amount, Currency: cur, AmountUSD: amountUSD, CategoryKey: in.CategoryKey,
+		ProductKey: in.ProductKey, Metadata: json.RawMessage(meta), Test: test, CreatedAt: created, UpdatedAt: now,
+		CustomerKey: cu.Key, CustomerExtKey: cu.CustomerKey, CustomerEmail: cu.Email, PartnershipKey: cu.PartnershipKey,
+		PartnerKey: cu.PartnerKey, Company: cu.Company}, false, nil
 }
 
 func metadataOrEmpty(m json.RawMessage) string {

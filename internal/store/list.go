@@ -95,8 +95,9 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 	if desc {
 		dir = "DESC"
 	}
-	query := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s %s LIMIT %d",
-		spec.Select, spec.From, pageWhere, spec.SortCol, dir, spec.IDCol, dir, spec.Limit+1)
+	query := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s %s LIMIT ?",
+		spec.Select, spec.From, pageWhere, spec.SortCol, dir, spec.IDCol, dir)
+	pageArgs = append(pageArgs, spec.Limit+1)
 	rows, err := q.Query(ctx, query, pageArgs...)
 	if err != nil {
 		return nil, res, fmt.Errorf("list: %w", err)

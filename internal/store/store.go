@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -48,6 +49,43 @@ type DB struct {
 	read    *sql.DB
 	write   *sql.DB
 	binds   sync.Map // query text -> rebound text (PostgreSQL only)
+	batch   batcher
+	// Prepared statements by query text, per pool (SQLite only: the pure-Go
+	// SQLite spends most of a small query's time parsing it, while pgx
+	// already caches statements per connection).
+	readStmts, writeStmts stmtCache
+}
+
+// stmtCache holds prepared statements. It stops growing at maxStmts so that
+// generated query text cannot exhaust memory; past that, queries run
+// unprepared.
+type stmtCache struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+const maxStmts = 2000
+
+func (db *DB) stmt(ctx context.Context, pool *sql.DB, c *stmtCache, q string) *sql.Stmt {
+	if db.dialect != SQLite {
+		return nil
+	}
+	if v, ok := c.m.Load(q); ok {
+		return v.(*sql.Stmt)
+	}
+	if c.n.Load() >= maxStmts {
+		return nil
+	}
+	st, err := pool.PrepareContext(ctx, q)
+	if err != nil {
+		return nil // the unprepared call reports the error
+	}
+	if v, loaded := c.m.LoadOrStore(q, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	c.n.Add(1)
+	return st
 }
 
 // Open opens the database named by dsn: a postgres:// or postgresql:// URL
@@ -149,6 +187,7 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes every connection.
 func (db *DB) Close() error {
+	db.batch.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		if rerr := db.read.Close(); err == nil {
@@ -193,42 +232,91 @@ func (db *DB) rebind(q string) string {
 
 // Exec runs a write outside an explicit transaction.
 func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return db.write.ExecContext(ctx, db.rebind(query), args...)
+	query = db.rebind(query)
+	if st := db.stmt(ctx, db.write, &db.writeStmts, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return db.write.ExecContext(ctx, query, args...)
 }
 
 // Query reads through the read pool.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return db.read.QueryContext(ctx, db.rebind(query), args...)
+	query = db.rebind(query)
+	if st := db.stmt(ctx, db.read, &db.readStmts, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return db.read.QueryContext(ctx, query, args...)
 }
 
 // QueryRow reads one row through the read pool.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return db.read.QueryRowContext(ctx, db.rebind(query), args...)
+	query = db.rebind(query)
+	if st := db.stmt(ctx, db.read, &db.readStmts, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return db.read.QueryRowContext(ctx, query, args...)
+}
+
+// WriteRow runs a one-row statement (an INSERT ... RETURNING, say) on the
+// write connection as its own transaction.
+func (db *DB) WriteRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return db.write.QueryRowContext(ctx, db.rebind(query), args...)
 }
 
 // Tx is a write transaction. It implements Querier; reads inside it see its
 // own writes.
 type Tx struct {
-	db *DB
-	tx *sql.Tx
+	db         *DB
+	tx         *sql.Tx
+	unprepared []string // queries to prepare after the transaction
 }
 
 // Dialect tells which engine this is.
 func (t *Tx) Dialect() Dialect { return t.db.dialect }
 
+// txStmt returns the cached statement for query bound to the transaction;
+// on SQLite's single write connection database/sql reuses the statement
+// already prepared there. A statement not cached yet cannot be prepared
+// now (the transaction holds the only write connection), so it runs
+// unprepared and is prepared once the transaction ends.
+func (t *Tx) txStmt(ctx context.Context, query string) *sql.Stmt {
+	if t.db.dialect != SQLite {
+		return nil
+	}
+	if v, ok := t.db.writeStmts.m.Load(query); ok {
+		return t.tx.StmtContext(ctx, v.(*sql.Stmt))
+	}
+	if t.db.writeStmts.n.Load() < maxStmts {
+		t.unprepared = append(t.unprepared, query)
+	}
+	return nil
+}
+
 // Exec runs a statement in the transaction.
 func (t *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.db.rebind(query), args...)
+	query = t.db.rebind(query)
+	if st := t.txStmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
 }
 
 // Query runs a query in the transaction.
 func (t *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.db.rebind(query), args...)
+	query = t.db.rebind(query)
+	if st := t.txStmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
 }
 
 // QueryRow runs a one-row query in the transaction.
 func (t *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.db.rebind(query), args...)
+	query = t.db.rebind(query)
+	if st := t.txStmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
 }
 
 // Tx runs fn in a write transaction, committing when fn returns nil and
@@ -239,6 +327,11 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	tx := &Tx{db: db, tx: sqlTx}
+	defer func() {
+		for _, q := range tx.unprepared {
+			db.stmt(ctx, db.write, &db.writeStmts, q)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		_ = sqlTx.Rollback()
 		return err
