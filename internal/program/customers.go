@@ -185,23 +185,21 @@ type CustomerRef struct {
 // callers can hold it in their transaction.
 func (s *Service) ResolveCustomer(ctx context.Context, q store.Querier, p Principal, ref CustomerRef) (Customer, error) {
 	var field, cond, val string
+	var args []any
 	switch {
 	case ref.Key != "":
 		// PartnerStack's docs call this the internal key, while v1 and real
 		// integrations send their own key here, so both are accepted.
 		field, cond, val = "customer_key", "(cu.key = ? OR cu.customer_key = ?)", ref.Key
+		args = []any{val, val}
 	case ref.ExternalKey != "":
 		field, cond, val = "customer_external_key", "cu.customer_key = ?", ref.ExternalKey
+		args = []any{val}
 	case ref.Email != "":
 		field, cond, val = "customer_email", "cu.email = ?", strings.ToLower(strings.TrimSpace(ref.Email))
+		args = []any{val}
 	default:
 		field, cond, val = "customer_key", "(cu.key = ? OR cu.customer_key = ? OR cu.email = ?)", ref.Any
-	}
-	args := []any{val}
-	switch strings.Count(cond, "?") {
-	case 2:
-		args = []any{val, val}
-	case 3:
 		args = []any{val, val, strings.ToLower(val)}
 	}
 	query := "SELECT " + customerCols + " FROM " + customerFrom + " WHERE cu.company_id = ? AND " + cond + " ORDER BY cu.id LIMIT 2"

@@ -143,9 +143,13 @@ func NormalizeEmail(field, email string) (string, error) {
 	if len(e) < 4 || len(e) > 255 {
 		return "", errs.E(errs.Invalid, "'%s' must be between 4 and 255 characters", field)
 	}
+	invalid := errs.E(errs.Invalid, "'%s' is not a valid email address: %q", field, email)
 	addr, err := mail.ParseAddress(e)
-	if err != nil || addr.Address != e || addr.Name != "" || !strings.Contains(e[strings.LastIndex(e, "@")+1:], ".") && !strings.HasSuffix(e, "@localhost") {
-		return "", errs.E(errs.Invalid, "'%s' is not a valid email address: %q", field, email)
+	if err != nil || addr.Address != e || addr.Name != "" {
+		return "", invalid // not a bare address (a display name, or no address at all)
+	}
+	if domain := e[strings.LastIndex(e, "@")+1:]; !strings.Contains(domain, ".") && domain != "localhost" {
+		return "", invalid // a domain without a dot cannot receive mail on the internet
 	}
 	return e, nil
 }

@@ -29,6 +29,9 @@ func Engines(t testing.TB) []Engine {
 	out := []Engine{{Name: "sqlite", DSN: SQLiteDSN}}
 	if os.Getenv("PARTNERD_TEST_POSTGRES") != "" {
 		out = append(out, Engine{Name: "postgres", DSN: PostgresDSN})
+	} else if os.Getenv("CI") != "" {
+		// CI must test both engines; a missing database is a broken CI, not a skip.
+		t.Fatal("CI is set but PARTNERD_TEST_POSTGRES is not: .ci/run must start PostgreSQL")
 	} else {
 		t.Log("PARTNERD_TEST_POSTGRES is not set: PostgreSQL is skipped (.ci/run sets it)")
 	}
