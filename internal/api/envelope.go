@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/store"
 )
 
 // statusOf is the one table from error codes to HTTP statuses.
@@ -61,4 +62,22 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="partnerd"`)
 	}
 	writeJSON(w, status, errorBody{Message: errs.MessageOf(err), Status: status})
+}
+
+// reply answers with v rendered in the envelope, or with err.
+func reply[T, J any](w http.ResponseWriter, v T, err error, render func(T) J, message string) error {
+	if err != nil {
+		return err
+	}
+	writeData(w, render(v), message)
+	return nil
+}
+
+// replyList answers with a page of items, or with err.
+func replyList[T, J any](w http.ResponseWriter, items []T, res store.Result, err error, render func(T) J, message string) error {
+	if err != nil {
+		return err
+	}
+	writeData(w, list{HasMore: res.HasMore, Items: renderAll(items, render), Total: res.Total}, message)
+	return nil
 }

@@ -103,20 +103,12 @@ func (s *Server) createPartnership(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	p, err := s.program.CreatePartnership(r.Context(), principalOf(r), in)
-	if err != nil {
-		return err
-	}
-	writeData(w, renderPartnership(p), "Partnership created")
-	return nil
+	return reply(w, p, err, renderPartnership, "Partnership created")
 }
 
 func (s *Server) getPartnership(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.program.GetPartnership(r.Context(), principalOf(r), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderPartnership(p), "Partnership retrieved")
-	return nil
+	return reply(w, p, err, renderPartnership, "Partnership retrieved")
 }
 
 func (s *Server) updatePartnership(w http.ResponseWriter, r *http.Request) error {
@@ -129,40 +121,24 @@ func (s *Server) updatePartnership(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	p, err := s.program.UpdatePartnership(r.Context(), principalOf(r), r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeData(w, renderPartnership(p), "Partnership updated")
-	return nil
+	return reply(w, p, err, renderPartnership, "Partnership updated")
 }
 
 func (s *Server) archivePartnership(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.program.ArchivePartnership(r.Context(), principalOf(r), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderPartnership(p), "Partnership archived")
-	return nil
+	return reply(w, p, err, renderPartnership, "Partnership archived")
 }
 
 func (s *Server) listPartnerships(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	page, err := parsePage(q)
-	if err != nil {
-		return err
-	}
-	archived, err := parseBool(q, "include_archived")
+	page, archived, err := listParams(q)
 	if err != nil {
 		return err
 	}
 	f := program.PartnershipFilter{GroupKey: q.Get("group_key"), Group: q.Get("group"), PartnerKey: q.Get("partner_key"),
 		PartnershipKey: q.Get("partnership_key"), Email: q.Get("email"), IncludeArchived: archived}
 	items, res, err := s.program.ListPartnerships(r.Context(), principalOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeData(w, list{HasMore: res.HasMore, Items: renderAll(items, renderPartnership), Total: res.Total}, "Partnerships retrieved")
-	return nil
+	return replyList(w, items, res, err, renderPartnership, "Partnerships retrieved")
 }
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
@@ -171,11 +147,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	g, err := s.program.CreateGroup(r.Context(), principalOf(r), program.GroupInput{Name: *b.str("name"), Features: b.raw("features")})
-	if err != nil {
-		return err
-	}
-	writeData(w, renderGroup(g), "Group created")
-	return nil
+	return reply(w, g, err, renderGroup, "Group created")
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
@@ -184,11 +156,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	items, res, err := s.program.ListGroups(r.Context(), principalOf(r), page)
-	if err != nil {
-		return err
-	}
-	writeData(w, list{HasMore: res.HasMore, Items: renderAll(items, renderGroup), Total: res.Total}, "Groups retrieved")
-	return nil
+	return replyList(w, items, res, err, renderGroup, "Groups retrieved")
 }
 
 func customerInput(b body, source string) (program.CustomerInput, error) {
@@ -223,11 +191,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.program.GetCustomer(r.Context(), principalOf(r), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderCustomer(c), "Customer retrieved")
-	return nil
+	return reply(w, c, err, renderCustomer, "Customer retrieved")
 }
 
 func (s *Server) updateCustomer(w http.ResponseWriter, r *http.Request) error {
@@ -246,40 +210,24 @@ func (s *Server) updateCustomer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	c, err := s.program.UpdateCustomer(r.Context(), principalOf(r), r.PathValue("id"), in)
-	if err != nil {
-		return err
-	}
-	writeData(w, renderCustomer(c), "Customer updated")
-	return nil
+	return reply(w, c, err, renderCustomer, "Customer updated")
 }
 
 func (s *Server) archiveCustomer(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.program.ArchiveCustomer(r.Context(), principalOf(r), r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderCustomer(c), "Customer archived")
-	return nil
+	return reply(w, c, err, renderCustomer, "Customer archived")
 }
 
 func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	page, err := parsePage(q)
-	if err != nil {
-		return err
-	}
-	archived, err := parseBool(q, "include_archived")
+	page, archived, err := listParams(q)
 	if err != nil {
 		return err
 	}
 	f := program.CustomerFilter{PartnerKey: q.Get("partner_key"), PartnershipKey: q.Get("partnership_key"), GroupKey: q.Get("group_key"),
 		Group: q.Get("group"), Email: q.Get("email"), ProviderKey: q.Get("provider_key"), IncludeArchived: archived}
 	items, res, err := s.program.ListCustomers(r.Context(), principalOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeData(w, list{HasMore: res.HasMore, Items: renderAll(items, renderCustomer), Total: res.Total}, "Customers retrieved")
-	return nil
+	return replyList(w, items, res, err, renderCustomer, "Customers retrieved")
 }
 
 func (s *Server) createTransaction(w http.ResponseWriter, r *http.Request) error {
@@ -338,29 +286,17 @@ func (s *Server) recordTransaction(w http.ResponseWriter, r *http.Request, b bod
 
 func (s *Server) getTransaction(w http.ResponseWriter, r *http.Request) error {
 	t, err := s.ledger.GetTransaction(r.Context(), principalOf(r), r.PathValue("key"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderTransaction(t), "Transaction retrieved")
-	return nil
+	return reply(w, t, err, renderTransaction, "Transaction retrieved")
 }
 
 func (s *Server) deleteTransaction(w http.ResponseWriter, r *http.Request) error {
 	t, err := s.ledger.DeleteTransaction(r.Context(), principalOf(r), r.PathValue("key"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderTransaction(t), "Transaction deleted")
-	return nil
+	return reply(w, t, err, renderTransaction, "Transaction deleted")
 }
 
 func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	page, err := parsePage(q)
-	if err != nil {
-		return err
-	}
-	archived, err := parseBool(q, "include_archived")
+	page, archived, err := listParams(q)
 	if err != nil {
 		return err
 	}
@@ -368,9 +304,5 @@ func (s *Server) listTransactions(w http.ResponseWriter, r *http.Request) error 
 		PartnershipKey: q.Get("partnership_key"), Currency: q.Get("currency"), CategoryKey: q.Get("category_key"),
 		ProductKey: q.Get("product_key"), IncludeArchived: archived}
 	items, res, err := s.ledger.ListTransactions(r.Context(), principalOf(r), f, page)
-	if err != nil {
-		return err
-	}
-	writeData(w, list{HasMore: res.HasMore, Items: renderAll(items, renderTransaction), Total: res.Total}, "Transactions retrieved")
-	return nil
+	return replyList(w, items, res, err, renderTransaction, "Transactions retrieved")
 }

@@ -65,3 +65,13 @@ func parseBool(q url.Values, name string) (bool, error) {
 	}
 	return false, errs.E(errs.Invalid, "'%s' must be true or false", name)
 }
+
+// listParams reads the standard paging parameters and include_archived.
+func listParams(q url.Values) (store.Page, bool, error) {
+	page, err := parsePage(q)
+	if err != nil {
+		return page, false, err
+	}
+	archived, err := parseBool(q, "include_archived")
+	return page, archived, err
+}

@@ -58,11 +58,7 @@ func (s *Server) v1CreateCustomer(w http.ResponseWriter, r *http.Request) error 
 
 func (s *Server) v1GetCustomer(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.program.GetCustomer(r.Context(), principalOf(r), r.PathValue("key"))
-	if err != nil {
-		return err
-	}
-	writeData(w, renderCustomer(c), "Customer retrieved")
-	return nil
+	return reply(w, c, err, renderCustomer, "Customer retrieved")
 }
 
 func (s *Server) v1UpdateCustomer(w http.ResponseWriter, r *http.Request) error {
@@ -73,11 +69,7 @@ func (s *Server) v1UpdateCustomer(w http.ResponseWriter, r *http.Request) error 
 	in := program.CustomerInput{CustomerKey: b.str("key"), Email: b.str("email"), Name: b.str("name"),
 		ProviderKey: b.strOrClear("provider_key"), Meta: b.raw("meta")}
 	c, err := s.program.UpdateCustomer(r.Context(), principalOf(r), r.PathValue("key"), in)
-	if err != nil {
-		return err
-	}
-	writeData(w, renderCustomer(c), "Customer updated")
-	return nil
+	return reply(w, c, err, renderCustomer, "Customer updated")
 }
 
 // v1CreateTransaction records a transaction for the customer named in the

@@ -228,27 +228,18 @@ func (s *Service) ListTransactions(ctx context.Context, p program.Principal, f T
 		Scope: []string{"t.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
 	}
 	if p.IsPartner() {
-		spec.Scope = append(spec.Scope, "t.partnership_id = ?")
-		spec.ScopeArgs = append(spec.ScopeArgs, p.PartnershipID)
+		spec.Within("t.partnership_id = ?", p.PartnershipID)
 	}
 	if f.CustomerKey != "" {
 		spec.Where("(cu.key = ? OR cu.customer_key = ?)", f.CustomerKey, f.CustomerKey)
 	}
-	if f.PartnerKey != "" {
-		spec.Where("p.partner_key = ?", f.PartnerKey)
-	}
-	if f.PartnershipKey != "" {
-		spec.Where("p.key = ?", f.PartnershipKey)
-	}
+	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
+	spec.WhereSet("p.key = ?", f.PartnershipKey)
 	if f.Currency != "" {
 		spec.Where("t.currency = ?", strings.ToUpper(f.Currency))
 	}
-	if f.CategoryKey != "" {
-		spec.Where("t.category_key = ?", f.CategoryKey)
-	}
-	if f.ProductKey != "" {
-		spec.Where("t.product_key = ?", f.ProductKey)
-	}
+	spec.WhereSet("t.category_key = ?", f.CategoryKey)
+	spec.WhereSet("t.product_key = ?", f.ProductKey)
 	if !f.IncludeArchived {
 		spec.Where("t.archived = 0")
 	}

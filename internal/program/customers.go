@@ -323,15 +323,10 @@ func (s *Service) ListCustomers(ctx context.Context, p Principal, f CustomerFilt
 		Scope: []string{"cu.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
 	}
 	if p.IsPartner() {
-		spec.Scope = append(spec.Scope, "cu.partnership_id = ?")
-		spec.ScopeArgs = append(spec.ScopeArgs, p.PartnershipID)
+		spec.Within("cu.partnership_id = ?", p.PartnershipID)
 	}
-	if f.PartnerKey != "" {
-		spec.Where("p.partner_key = ?", f.PartnerKey)
-	}
-	if f.PartnershipKey != "" {
-		spec.Where("p.key = ?", f.PartnershipKey)
-	}
+	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
+	spec.WhereSet("p.key = ?", f.PartnershipKey)
 	if f.GroupKey != "" {
 		spec.Where("p.group_id IN (SELECT id FROM groups WHERE company_id = ? AND key = ?)", p.CompanyID, f.GroupKey)
 	}
@@ -341,9 +336,7 @@ func (s *Service) ListCustomers(ctx context.Context, p Principal, f CustomerFilt
 	if f.Email != "" {
 		spec.Where("cu.email = ?", strings.ToLower(strings.TrimSpace(f.Email)))
 	}
-	if f.ProviderKey != "" {
-		spec.Where("cu.provider_key = ?", f.ProviderKey)
-	}
+	spec.WhereSet("cu.provider_key = ?", f.ProviderKey)
 	if !f.IncludeArchived {
 		spec.Where("cu.archived = 0")
 	}

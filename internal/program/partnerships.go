@@ -338,21 +338,14 @@ func (s *Service) ListPartnerships(ctx context.Context, p Principal, f Partnersh
 		Scope: []string{"p.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
 	}
 	if p.IsPartner() {
-		spec.Scope = append(spec.Scope, "p.id = ?")
-		spec.ScopeArgs = append(spec.ScopeArgs, p.PartnershipID)
+		spec.Within("p.id = ?", p.PartnershipID)
 	}
-	if f.GroupKey != "" {
-		spec.Where("g.key = ?", f.GroupKey)
-	}
+	spec.WhereSet("g.key = ?", f.GroupKey)
 	if f.Group != "" {
 		spec.Where("g.slug = ?", Slugify(f.Group))
 	}
-	if f.PartnerKey != "" {
-		spec.Where("p.partner_key = ?", f.PartnerKey)
-	}
-	if f.PartnershipKey != "" {
-		spec.Where("p.key = ?", f.PartnershipKey)
-	}
+	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
+	spec.WhereSet("p.key = ?", f.PartnershipKey)
 	if f.Email != "" {
 		spec.Where("p.email = ?", strings.ToLower(strings.TrimSpace(f.Email)))
 	}

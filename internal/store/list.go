@@ -164,6 +164,20 @@ func (p Page) Apply(spec *ListSpec, alias string) {
 	window(p.MaxUpdated, "updated_at <= ?")
 }
 
+// Within narrows the scope (what the caller may see at all).
+func (s *ListSpec) Within(cond string, args ...any) {
+	s.Scope = append(s.Scope, cond)
+	s.ScopeArgs = append(s.ScopeArgs, args...)
+}
+
+// WhereSet adds a filter comparing with v, unless v is empty (the caller
+// did not ask for that filter).
+func (s *ListSpec) WhereSet(cond, v string) {
+	if v != "" {
+		s.Where(cond, v)
+	}
+}
+
 // Where adds a filter condition with its arguments.
 func (s *ListSpec) Where(cond string, args ...any) {
 	s.Filters = append(s.Filters, cond)
