@@ -19,12 +19,15 @@ import (
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/tracking"
 )
 
 // Server serves the API.
 type Server struct {
 	program  *program.Service
 	ledger   *ledger.Service
+	tracking *tracking.Service
+	js       tracking.Snippet
 	ready    func(context.Context) error
 	log      *slog.Logger
 	metrics  *Metrics
@@ -54,8 +57,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // New returns a Server. ready reports whether the database answers.
-func New(prog *program.Service, led *ledger.Service, ready func(context.Context) error, log *slog.Logger, m *Metrics) *Server {
-	s := &Server{program: prog, ledger: led, ready: ready, log: log, metrics: m, mux: http.NewServeMux()}
+func New(prog *program.Service, led *ledger.Service, trk *tracking.Service, ready func(context.Context) error, log *slog.Logger, m *Metrics) *Server {
+	s := &Server{program: prog, ledger: led, tracking: trk, ready: ready, log: log, metrics: m, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
@@ -101,6 +104,18 @@ func (s *Server) routes() {
 	m.Handle("GET /v1/customers/{key}", vendor(s.v1GetCustomer))
 	m.Handle("PATCH /v1/customers/{key}", vendor(s.v1UpdateCustomer))
 	m.Handle("POST /v1/customers/{key}/transactions", vendor(s.v1CreateTransaction))
+
+	m.Handle("GET /api/v2/links/partnership/{id}", vendor(s.listLinks))
+	m.Handle("POST /api/v2/links/partnership/{id}", vendor(s.createLink))
+
+	m.HandleFunc("GET /r/{slug}", s.redirect)
+	m.HandleFunc("GET /v1/{$}", s.snippet)
+	m.HandleFunc("GET /partnerstack.js", s.snippet)
+	m.HandleFunc("GET /js/config", s.jsConfig)
+	m.HandleFunc("POST /js/signup", s.jsSignup)
+	m.HandleFunc("OPTIONS /js/signup", s.jsPreflight)
+	m.HandleFunc("OPTIONS /js/config", s.jsPreflight)
+	m.HandleFunc("POST /conversion/xid", s.conversion)
 
 	m.HandleFunc("/", s.fallback)
 }
@@ -155,6 +170,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // fallback answers paths no route matches: 405 when the path exists under
 // another method, 404 otherwise, both in the error envelope.
 func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	// GET /{slug} on a company's link domain is a referral link.
+	if slug := strings.TrimPrefix(r.URL.Path, "/"); r.Method == http.MethodGet && slug != "" && !strings.Contains(slug, "/") &&
+		program.ValidSlug(slug) && s.click(w, r, slug, true) {
+		return
+	}
 	var allowed []string
 	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
 		if m == r.Method {

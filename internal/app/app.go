@@ -20,6 +20,7 @@ import (
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
+	"github.com/partnerd/partnerd/internal/tracking"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/app.Version=...".
@@ -37,12 +38,13 @@ type Config struct {
 
 // App is a running partnerd: its database, services and HTTP handler.
 type App struct {
-	cfg     Config
-	DB      *store.DB
-	Program *program.Service
-	Ledger  *ledger.Service
-	API     *api.Server
-	Handler http.Handler
+	cfg      Config
+	DB       *store.DB
+	Program  *program.Service
+	Ledger   *ledger.Service
+	Tracking *tracking.Service
+	API      *api.Server
+	Handler  http.Handler
 }
 
 // Open opens the database, applies migrations and builds the services.
@@ -71,14 +73,29 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prog := program.New(db, cfg.Clock)
+	if err := prog.EnsureDefaultLinks(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	led := ledger.New(db, cfg.Clock, prog)
-	srv := api.New(prog, led, db.Ping, cfg.Logger, api.NewMetrics(reg))
+	trk, err := tracking.New(ctx, db, cfg.Clock, prog, cfg.Logger, reg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, API: srv, Handler: srv}, nil
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, API: srv, Handler: srv}, nil
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close writes buffered clicks and releases the database.
+func (a *App) Close() error {
+	err := a.Tracking.Close(context.Background())
+	if cerr := a.DB.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // Serve listens on the configured address until ctx ends, then stops taking
 // connections and lets in-flight requests finish before returning.
@@ -117,6 +134,10 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	// No redirect is being served any more: write every buffered click.
+	if err := a.Tracking.Close(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

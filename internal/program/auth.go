@@ -117,3 +117,68 @@ func (s *Service) CreatePartnerToken(ctx context.Context, companyKey, partnerKey
 	}
 	return token, nil
 }
+
+// CreateTrackingToken makes a new token for server-to-server conversions
+// (POST /conversion/xid). It is returned once and stored only as a hash.
+func (s *Service) CreateTrackingToken(ctx context.Context, companyKey string) (string, error) {
+	c, err := s.CompanyByKey(ctx, companyKey)
+	if err != nil {
+		return "", err
+	}
+	token := secret.Token("trk")
+	if _, err := s.db.Exec(ctx, `INSERT INTO tracking_tokens (company_id, token_hash, created_at) VALUES (?, ?, ?)`,
+		c.ID, secret.Hash(token), s.now()); err != nil {
+		return "", fmt.Errorf("store tracking token: %w", err)
+	}
+	return token, nil
+}
+
+// AuthenticateTrackingToken returns the company a tracking token belongs to.
+// Conversions are production data; test conversions go through gstest.
+func (s *Service) AuthenticateTrackingToken(ctx context.Context, token string) (Principal, error) {
+	bad := errs.E(errs.Unauthorized, "Unauthorized: the tracking token is not valid")
+	if token == "" {
+		return Principal{}, bad
+	}
+	hash := secret.Hash(token)
+	now := time.Now()
+	if cp, ok := s.auth.get("tt:"+hash, now); ok {
+		return cp.p, nil
+	}
+	var p Principal
+	err := s.db.QueryRow(ctx, `SELECT c.id, c.key, c.name FROM tracking_tokens t JOIN companies c ON c.id = t.company_id
+		WHERE t.token_hash = ?`, hash).Scan(&p.CompanyID, &p.CompanyKey, &p.CompanyName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, bad
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("look up tracking token: %w", err)
+	}
+	s.auth.put("tt:"+hash, cachedPrincipal{hash: hash, p: p, expires: now.Add(s.auth.ttl)})
+	return p, nil
+}
+
+// PublicKeyPrincipal identifies the company behind a public key alone, as
+// the JS snippet presents it. It grants nothing but posting sign-ups from
+// the company's own sites (see Company.SignupOrigins).
+func (s *Service) PublicKeyPrincipal(ctx context.Context, publicKey string) (Principal, error) {
+	bad := errs.E(errs.Invalid, "'public_key' does not match any program")
+	if publicKey == "" {
+		return Principal{}, bad
+	}
+	now := time.Now()
+	if cp, ok := s.auth.get("pub:"+publicKey, now); ok {
+		return cp.p, nil
+	}
+	var p Principal
+	err := s.db.QueryRow(ctx, `SELECT k.test, c.id, c.key, c.name FROM api_keys k JOIN companies c ON c.id = k.company_id
+		WHERE k.public_key = ?`, publicKey).Scan(&p.Test, &p.CompanyID, &p.CompanyKey, &p.CompanyName)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, bad
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("look up public key: %w", err)
+	}
+	s.auth.put("pub:"+publicKey, cachedPrincipal{p: p, expires: now.Add(s.auth.ttl)})
+	return p, nil
+}

@@ -54,6 +54,8 @@ func scanCustomer(sc store.Scanner) (Customer, error) {
 const (
 	SourceAPI   = "api"
 	SourceAPIv1 = "api_v1"
+	SourceJS    = "js"
+	SourceS2S   = "s2s"
 )
 
 // CustomerInput is what a caller sends to create or update a customer. On
@@ -66,6 +68,13 @@ type CustomerInput struct {
 	ProviderKey *string
 	Meta        json.RawMessage
 	Source      string
+	// Set by tracking: the click the sign-up came from.
+	ClickXID string
+	LinkID   int64
+	SubIDs   json.RawMessage
+	// EmailOptional allows a customer without an email, as PartnerStack's
+	// S2S conversions do.
+	EmailOptional bool
 }
 
 // CreateCustomer attributes a new customer to the partnership with the given
@@ -77,15 +86,17 @@ type CustomerInput struct {
 // A customer is test data when created with test keys or under a test
 // partner; test keys may only attribute to test partners.
 func (s *Service) CreateCustomer(ctx context.Context, p Principal, in CustomerInput) (cu Customer, created bool, err error) {
-	if in.Email == nil {
-		return cu, false, errs.E(errs.Invalid, "'email' is a required property")
-	}
 	if in.PartnerKey == nil || *in.PartnerKey == "" {
 		return cu, false, errs.E(errs.Invalid, "'partner_key' is a required property")
 	}
-	email, err := NormalizeEmail("email", *in.Email)
-	if err != nil {
-		return cu, false, err
+	email := ""
+	switch {
+	case in.Email != nil && (*in.Email != "" || !in.EmailOptional):
+		if email, err = NormalizeEmail("email", *in.Email); err != nil {
+			return cu, false, err
+		}
+	case !in.EmailOptional:
+		return cu, false, errs.E(errs.Invalid, "'email' is a required property")
 	}
 	if in.CustomerKey != nil && *in.CustomerKey == "" {
 		return cu, false, errs.E(errs.Invalid, "'customer_key' must not be empty (send null to leave it unset)")
@@ -138,10 +149,18 @@ func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in Custom
 		if source == "" {
 			source = SourceAPI
 		}
+		var linkID, xid any
+		if in.LinkID != 0 {
+			linkID = in.LinkID
+		}
+		if in.ClickXID != "" {
+			xid = in.ClickXID
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO customers (key, company_id, partnership_id, customer_key, email, name, provider_key,
-			meta, source_type, test, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			meta, source_type, test, created_at, updated_at, click_xid, link_id, sub_ids)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			key, p.CompanyID, partnershipID, in.CustomerKey, email, deref(in.Name), emptyToNil(in.ProviderKey),
-			rawOr(in.Meta, "{}"), source, store.Bool(p.Test || partnerTest), now, now)
+			rawOr(in.Meta, "{}"), source, store.Bool(p.Test || partnerTest), now, now, xid, linkID, rawOr(in.SubIDs, "{}"))
 		if err != nil {
 			return fmt.Errorf("insert customer: %w", err) // a unique violation is retried by CreateCustomer
 		}

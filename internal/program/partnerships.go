@@ -160,17 +160,21 @@ func (s *Service) CreatePartnership(ctx context.Context, p Principal, in Partner
 			b, _ := json.Marshal(*in.Tags)
 			tags = string(b)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO partnerships (key, company_id, group_id, partner_key, email, first_name, last_name,
+		var id int64
+		err = tx.QueryRow(ctx, `INSERT INTO partnerships (key, company_id, group_id, partner_key, email, first_name, last_name,
 			manager_email, manager_name, tags, fields, meta, test, joined_at, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			key, p.CompanyID, groupID, partnerKey, email, deref(in.FirstName), deref(in.LastName),
 			emptyToNil(in.ManagerEmail), emptyToNil(in.ManagerName), tags, rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"),
-			store.Bool(p.Test), now, now, now)
+			store.Bool(p.Test), now, now, now).Scan(&id)
 		if store.IsUniqueViolation(err) {
 			return errs.E(errs.Conflict, "'partner_key' is already used in this program: %s", partnerKey)
 		}
 		if err != nil {
 			return fmt.Errorf("insert partnership: %w", err)
+		}
+		if err := createDefaultLink(ctx, tx, p.CompanyID, id, partnerKey, now); err != nil {
+			return err
 		}
 		out, err = s.partnershipBy(ctx, tx, Principal{CompanyID: p.CompanyID}, "p.key = ?", key)
 		return err

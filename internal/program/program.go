@@ -6,6 +6,7 @@ package program
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -52,6 +53,21 @@ type Company struct {
 	Website   string
 	CreatedAt int64
 	UpdatedAt int64
+	// Tracking settings.
+	LinkDomain      string   // host serving /{slug} for this company, e.g. go.example.com
+	CookieDomain    string   // registrable domain for server-set cookies, e.g. example.com
+	AttributionDays int      // how long a click is remembered (default 90)
+	AllowedOrigins  []string // sites whose pages may call createSignup, besides the website's origin
+}
+
+// SignupOrigins are the origins whose pages may post sign-ups with the
+// company's public key: its website's origin and the allowed origins.
+func (c Company) SignupOrigins() []string {
+	out := append([]string{}, c.AllowedOrigins...)
+	if u, err := url.Parse(c.Website); err == nil && u.Host != "" {
+		out = append(out, u.Scheme+"://"+u.Host)
+	}
+	return out
 }
 
 // KeyPair is a public key and the secret that goes with it.
@@ -109,12 +125,13 @@ func (s *Service) CreateCompany(ctx context.Context, name, website string) (NewC
 			VALUES (?, ?, 'Default', 'default', 1, ?, ?) RETURNING id`, secret.Key("grup"), out.ID, now, now).Scan(&groupID); err != nil {
 			return fmt.Errorf("insert default group: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO partnerships (key, company_id, group_id, partner_key, email, first_name, last_name,
-			test, joined_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'Test', 'Partner', 1, ?, ?, ?)`,
-			secret.Key("part"), out.ID, groupID, TestPartnerKey, "gstest@partnerd.invalid", now, now, now); err != nil {
+		var testID int64
+		if err := tx.QueryRow(ctx, `INSERT INTO partnerships (key, company_id, group_id, partner_key, email, first_name, last_name,
+			test, joined_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'Test', 'Partner', 1, ?, ?, ?) RETURNING id`,
+			secret.Key("part"), out.ID, groupID, TestPartnerKey, "gstest@partnerd.invalid", now, now, now).Scan(&testID); err != nil {
 			return fmt.Errorf("insert test partner: %w", err)
 		}
-		return nil
+		return createDefaultLink(ctx, tx, out.ID, testID, TestPartnerKey, now)
 	})
 	if err != nil {
 		return NewCompany{}, fmt.Errorf("create company: %w", err)
@@ -124,14 +141,29 @@ func (s *Service) CreateCompany(ctx context.Context, name, website string) (NewC
 
 // CompanyByKey finds a company by its key.
 func (s *Service) CompanyByKey(ctx context.Context, key string) (Company, error) {
+	return s.companyBy(ctx, "key = ?", key)
+}
+
+// CompanyByID finds a company by its id.
+func (s *Service) CompanyByID(ctx context.Context, id int64) (Company, error) {
+	return s.companyBy(ctx, "id = ?", id)
+}
+
+func (s *Service) companyBy(ctx context.Context, cond string, arg any) (Company, error) {
 	var c Company
-	err := s.db.QueryRow(ctx, `SELECT id, key, name, website, created_at, updated_at FROM companies WHERE key = ?`, key).
-		Scan(&c.ID, &c.Key, &c.Name, &c.Website, &c.CreatedAt, &c.UpdatedAt)
+	var origins string
+	err := s.db.QueryRow(ctx, `SELECT id, key, name, website, created_at, updated_at, link_domain, cookie_domain,
+		attribution_days, allowed_origins FROM companies WHERE `+cond, arg).
+		Scan(&c.ID, &c.Key, &c.Name, &c.Website, &c.CreatedAt, &c.UpdatedAt, &c.LinkDomain, &c.CookieDomain,
+			&c.AttributionDays, &origins)
 	if errors.Is(err, sql.ErrNoRows) {
-		return c, errs.E(errs.NotFound, "no company with key %s", key)
+		return c, errs.E(errs.NotFound, "no company %v", arg)
 	}
 	if err != nil {
 		return c, fmt.Errorf("find company: %w", err)
+	}
+	if err := json.Unmarshal([]byte(origins), &c.AllowedOrigins); err != nil {
+		return c, fmt.Errorf("decode allowed origins: %w", err)
 	}
 	return c, nil
 }
