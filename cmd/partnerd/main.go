@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/partnerd/partnerd/internal/app"
+	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 )
 
@@ -24,6 +25,11 @@ Usage:
   partnerd serve            run the HTTP server (applies migrations first)
   partnerd migrate          apply database migrations and exit
   partnerd program create   create a company (a vendor's program) and print its keys
+  partnerd program configure
+                            change a company's website, link domain, cookie domain,
+                            attribution window and allowed origins
+  partnerd program tracking-token
+                            print a new token for server-to-server conversions
   partnerd partner token    print a new API token for one partnership
   partnerd version          print the version
 
@@ -51,11 +57,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "migrate":
 		return migrate(ctx, args[1:], stdout, stderr)
 	case "program":
-		if len(args) < 2 || args[1] != "create" {
-			fmt.Fprint(stderr, "usage: partnerd program create --name NAME [--website URL] [--json]\n")
-			return errors.New("unknown program command")
+		switch {
+		case len(args) >= 2 && args[1] == "create":
+			return programCreate(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "configure":
+			return programConfigure(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "tracking-token":
+			return trackingToken(ctx, args[2:], stdout, stderr)
 		}
-		return programCreate(ctx, args[2:], stdout, stderr)
+		fmt.Fprint(stderr, "usage: partnerd program create|configure|tracking-token [flags]\n")
+		return errors.New("unknown program command")
 	case "partner":
 		if len(args) < 2 || args[1] != "token" {
 			fmt.Fprint(stderr, "usage: partnerd partner token --company KEY --partner-key PK\n")
@@ -200,6 +211,82 @@ func partnerToken(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer a.Close()
 	tok, err := a.Program.CreatePartnerToken(ctx, *company, *partnerKey)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func programConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := newFlags("program configure --company KEY [flags]",
+		"Changes a company's tracking settings. Only the flags given change. A running server\nsees the change within 30 seconds.", stderr)
+	company := fs.String("company", "", "the company key (required)")
+	website := fs.String("website", "", "where referral links point by default (http or https URL)")
+	linkDomain := fs.String("link-domain", "", "a host of the vendor's that points at partnerd, e.g. go.example.com: GET /{slug} there is a referral link")
+	cookieDomain := fs.String("cookie-domain", "", "the vendor's registrable domain, e.g. example.com: redirects served under it set attribution cookies")
+	days := fs.Int("attribution-days", 0, "how long a click is remembered, 1 to 730 (default for new programs 90)")
+	var origins stringList
+	fs.Var(&origins, "allowed-origin", "an origin, e.g. https://app.example.com, whose pages may call createSignup (repeatable; replaces the list)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *company == "" {
+		fs.Usage()
+		return errors.New("--company is required")
+	}
+	var in program.CompanySettings
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "website":
+			in.Website = website
+		case "link-domain":
+			in.LinkDomain = linkDomain
+		case "cookie-domain":
+			in.CookieDomain = cookieDomain
+		case "attribution-days":
+			in.AttributionDays = days
+		case "allowed-origin":
+			list := []string(origins)
+			in.AllowedOrigins = &list
+		}
+	})
+	a, err := openQuiet(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := a.Program.ConfigureCompany(ctx, *company, in)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]any{"company_key": c.Key, "website": c.Website, "link_domain": c.LinkDomain,
+		"cookie_domain": c.CookieDomain, "attribution_days": c.AttributionDays, "allowed_origins": c.AllowedOrigins})
+}
+
+func trackingToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := newFlags("program tracking-token --company KEY",
+		"Prints a new token for PartnerStack's server-to-server call, POST /conversion/xid\nwith \"Authorization: Bearer TOKEN\". It is shown once and stored only as a hash.", stderr)
+	company := fs.String("company", "", "the company key (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *company == "" {
+		fs.Usage()
+		return errors.New("--company is required")
+	}
+	a, err := openQuiet(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	tok, err := a.Program.CreateTrackingToken(ctx, *company)
 	if err != nil {
 		return err
 	}

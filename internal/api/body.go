@@ -128,6 +128,9 @@ func checkField(f field, v json.RawMessage) error {
 		if json.Unmarshal(v, &str) != nil {
 			return wrongType
 		}
+		if strings.ContainsRune(str, 0) {
+			return errs.E(errs.Invalid, "'%s' must not contain NUL characters", f.name)
+		}
 		n := int64(utf8.RuneCountInString(str))
 		if f.max > 0 && n > f.max {
 			return errs.E(errs.Invalid, "'%s' is too long (maximum %d characters)", f.name, f.max)
@@ -167,6 +170,9 @@ func checkField(f field, v json.RawMessage) error {
 			return errs.E(errs.Invalid, "'%s' is not of type 'array' of strings", f.name)
 		}
 		for _, x := range arr {
+			if strings.ContainsRune(x, 0) {
+				return errs.E(errs.Invalid, "'%s' must not contain NUL characters", f.name)
+			}
 			if f.max > 0 && int64(utf8.RuneCountInString(x)) > f.max {
 				return errs.E(errs.Invalid, "'%s' has an item longer than %d characters", f.name, f.max)
 			}

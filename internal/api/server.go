@@ -6,12 +6,15 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -124,7 +127,13 @@ func (s *Server) routes() {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
-	s.mux.ServeHTTP(rec, r)
+	if msg := badURL(r); msg != "" {
+		// PostgreSQL refuses NUL bytes and invalid UTF-8 in text: stop them
+		// here with a 400 instead of failing deep in a query.
+		writeJSON(rec, http.StatusBadRequest, errorBody{Message: msg, Status: http.StatusBadRequest})
+	} else {
+		s.mux.ServeHTTP(rec, r)
+	}
 	route := r.Pattern
 	if route == "" || route == "/" {
 		route = "unmatched"
@@ -250,4 +259,25 @@ func (s *Server) principal(r *http.Request, partnerOK bool) (program.Principal, 
 		return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: no credentials; use HTTP Basic with your public key and secret key")
 	}
 	return program.Principal{}, errs.E(errs.Unauthorized, "Unauthorized: unsupported authorization scheme")
+}
+
+// badURL explains what is wrong with a request's path or query, or returns "".
+func badURL(r *http.Request) string {
+	if strings.ContainsRune(r.URL.Path, 0) || !utf8.ValidString(r.URL.Path) {
+		return "the request path contains NUL or invalid UTF-8"
+	}
+	if q := r.URL.RawQuery; q != "" {
+		vals, err := url.ParseQuery(q)
+		if err != nil {
+			return "the query string is malformed"
+		}
+		for k, vs := range vals {
+			for _, v := range append(vs, k) {
+				if strings.ContainsRune(v, 0) || !utf8.ValidString(v) {
+					return fmt.Sprintf("query parameter '%s' contains NUL or invalid UTF-8", strings.ToValidUTF8(strings.ReplaceAll(k, "\x00", ""), "?"))
+				}
+			}
+		}
+	}
+	return ""
 }

@@ -64,6 +64,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 			{"group without name", "POST", "/api/v2/groups", `{}`, "'name' is a required property"},
 			{"group empty name", "POST", "/api/v2/groups", `{"name":"  "}`, "'name'"},
 			{"group symbols only", "POST", "/api/v2/groups", `{"name":"!!!"}`, "'name' must contain"},
+			{"NUL in a string", "POST", "/api/v2/transactions", `{"customer_key":"bc\u0000","amount":1,"currency":"USD"}`, "'customer_key' must not contain NUL"},
+			{"NUL in tags", "PATCH", "/api/v2/partnerships/bp", `{"tags":["a\u0000"]}`, "'tags' must not contain NUL"},
+			{"NUL in path", "GET", "/api/v2/customers/bc%00", ``, "NUL or invalid UTF-8"},
+			{"NUL in query", "GET", "/api/v2/customers?partner_key=%00", ``, "'partner_key' contains NUL"},
+			{"invalid UTF-8 in query", "GET", "/api/v2/transactions?currency=%ff", ``, "'currency' contains NUL or invalid UTF-8"},
+			{"bad query encoding", "GET", "/api/v2/transactions?currency=%zz", ``, "malformed"},
 			{"v1 bad amount", "POST", "/v1/customers/bc/transactions", `{"amount":"5"}`, "'amount' is not of type 'integer'"},
 			{"v1 bad currency", "POST", "/v1/customers/bc/transactions", `{"amount":5,"currency":"ZZZ"}`, "'currency' is not a known"},
 		}

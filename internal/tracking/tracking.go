@@ -182,6 +182,9 @@ var ErrNoLink = errs.E(errs.NotFound, "no such referral link")
 // Click records a click and returns where to send the visitor. It does not
 // wait for the database: the click joins a buffer written in batches.
 func (s *Service) Click(ctx context.Context, v Visit) (Redirect, error) {
+	if !program.ValidSlug(v.Slug) {
+		return Redirect{}, ErrNoLink // not worth a look-up, nor a cache entry
+	}
 	lookupHost := ""
 	if v.OnLinkDomain {
 		lookupHost = v.Host
