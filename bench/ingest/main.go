@@ -15,18 +15,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/partnerd/partnerd/bench/loadgen"
 	"github.com/partnerd/partnerd/internal/store"
 )
 
@@ -61,102 +58,17 @@ func runBare(addr string) {
 	_ = http.ListenAndServe(addr, nil)
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitUp(url string) error {
-	for i := 0; i < 200; i++ {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return nil
+func transactions(base, auth string, start time.Time) func(w, i int) (*http.Request, string) {
+	return func(w, i int) (*http.Request, string) {
+		key := fmt.Sprintf("bench-%d-%d-%d", start.UnixNano(), w, i)
+		body := fmt.Sprintf(`{"customer_external_key":"bench-customer","amount":%d,"currency":"USD","key":"%s","metadata":{"plan":"pro"}}`, 1000+i%500, key)
+		req, _ := http.NewRequest("POST", base+"/api/v2/transactions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return req, key
 	}
-	return fmt.Errorf("server at %s did not come up", url)
-}
-
-type result struct {
-	ok        int64
-	failed    int64
-	rps       float64
-	latencies []time.Duration
-	acked     []string
-}
-
-// load drives POSTs from conc clients for dur, then calls atEnd (which may
-// kill the server) while the clients are still sending, and collects the
-// keys of every 2xx answer.
-func load(base, auth string, conc int, dur time.Duration, atEnd func()) result {
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	var stop atomic.Bool
-	var mu sync.Mutex
-	var res result
-	var wg sync.WaitGroup
-	var counted atomic.Int64
-	start := time.Now()
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			var lat []time.Duration
-			var acked []string
-			for i := 0; !stop.Load(); i++ {
-				key := fmt.Sprintf("bench-%d-%d-%d", start.UnixNano(), w, i)
-				body := fmt.Sprintf(`{"customer_external_key":"bench-customer","amount":%d,"currency":"USD","key":"%s","metadata":{"plan":"pro"}}`, 1000+i%500, key)
-				req, _ := http.NewRequest("POST", base+"/api/v2/transactions", strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				if auth != "" {
-					req.Header.Set("Authorization", auth)
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					atomic.AddInt64(&res.failed, 1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode/100 == 2 {
-					lat = append(lat, time.Since(t0))
-					acked = append(acked, key)
-					counted.Add(1)
-				} else {
-					atomic.AddInt64(&res.failed, 1)
-				}
-			}
-			mu.Lock()
-			res.latencies = append(res.latencies, lat...)
-			res.acked = append(res.acked, acked...)
-			mu.Unlock()
-		}(w)
-	}
-	time.Sleep(dur)
-	n := counted.Load()
-	res.rps = float64(n) / time.Since(start).Seconds()
-	if atEnd != nil {
-		atEnd()
-	}
-	stop.Store(true)
-	wg.Wait()
-	res.ok = int64(len(res.acked))
-	tr.CloseIdleConnections()
-	return res
-}
-
-func pct(l []time.Duration, p float64) time.Duration {
-	if len(l) == 0 {
-		return 0
-	}
-	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
-	return l[int(float64(len(l)-1)*p)]
 }
 
 func run(dbArg string, conc int, dur time.Duration) error {
@@ -166,34 +78,29 @@ func run(dbArg string, conc int, dur time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "partnerd")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/partnerd")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build partnerd (run from the repository root): %w", err)
+	bin, err := loadgen.BuildPartnerd(tmp)
+	if err != nil {
+		return err
 	}
 	self, _ := os.Executable()
 
 	// Baseline.
-	bareAddr := freeAddr()
+	bareAddr := loadgen.FreeAddr()
 	bareCmd := exec.Command(self, "-bare-server", "-addr", bareAddr)
 	if err := bareCmd.Start(); err != nil {
 		return err
 	}
-	if err := waitUp("http://" + bareAddr + "/"); err != nil {
+	if err := loadgen.WaitUp("http://" + bareAddr + "/"); err != nil {
 		return err
 	}
-	bare := load("http://"+bareAddr, "", conc, dur, nil)
+	bare := loadgen.Run(conc, dur, 200, transactions("http://"+bareAddr, "", time.Now()), nil)
 	_ = bareCmd.Process.Kill()
 	_ = bareCmd.Wait()
 
 	// partnerd.
-	dsn := dbArg
-	engine := "postgres"
+	dsn, engine := dbArg, "postgres"
 	if dbArg == "sqlite" {
-		dsn = filepath.Join(tmp, "bench.db")
-		engine = "sqlite"
+		dsn, engine = filepath.Join(tmp, "bench.db"), "sqlite"
 	}
 	out, err := exec.Command(bin, "program", "create", "--db", dsn, "--name", "Bench", "--json").Output()
 	if err != nil {
@@ -208,13 +115,13 @@ func run(dbArg string, conc int, dur time.Duration) error {
 	if err := json.Unmarshal(out, &keys); err != nil {
 		return fmt.Errorf("program create output: %w", err)
 	}
-	addr := freeAddr()
+	addr := loadgen.FreeAddr()
 	srv := exec.Command(bin, "serve", "--db", dsn, "--addr", addr)
 	if err := srv.Start(); err != nil {
 		return err
 	}
 	base := "http://" + addr
-	if err := waitUp(base + "/healthz"); err != nil {
+	if err := loadgen.WaitUp(base + "/healthz"); err != nil {
 		return err
 	}
 	req := func(method, path, body string) error {
@@ -237,8 +144,8 @@ func run(dbArg string, conc int, dur time.Duration) error {
 	if err := req("POST", "/api/v2/customers", `{"email":"c@customer.test","customer_key":"bench-customer","partner_key":"bench"}`); err != nil {
 		return err
 	}
-	auth := "Basic " + basic(keys.Production.PublicKey, keys.Production.SecretKey)
-	pd := load(base, auth, conc, dur, func() {
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(keys.Production.PublicKey+":"+keys.Production.SecretKey))
+	pd := loadgen.Run(conc, dur, 200, transactions(base, auth, time.Now()), func() {
 		_ = srv.Process.Signal(syscall.SIGKILL) // with requests in flight
 	})
 	_ = srv.Wait()
@@ -261,24 +168,18 @@ func run(dbArg string, conc int, dur time.Duration) error {
 	}
 	rows.Close()
 	missing := 0
-	for _, k := range pd.acked {
+	for _, k := range pd.Tags {
 		if !stored[k] {
 			missing++
 		}
 	}
-
-	ratio := pd.rps / bare.rps
 	fmt.Printf("POST /api/v2/transactions, %d clients, %s per run, 127.0.0.1\n", conc, dur)
-	fmt.Printf("  bare net/http JSON handler : %8.0f req/s  p50 %-9s p99 %s\n", bare.rps, pct(bare.latencies, .5), pct(bare.latencies, .99))
-	fmt.Printf("  partnerd (%-8s)         : %8.0f req/s  p50 %-9s p99 %s\n", engine, pd.rps, pct(pd.latencies, .5), pct(pd.latencies, .99))
-	fmt.Printf("  ratio                      : %8.3f  (target >= 0.15)\n", ratio)
-	fmt.Printf("  kill -9 with requests in flight: %d acknowledged, %d missing after restart, %d stored in all\n", len(pd.acked), missing, len(stored))
+	fmt.Printf("  bare net/http JSON handler : %8.0f req/s  p50 %-9s p99 %s\n", bare.RPS, bare.Pct(.5), bare.Pct(.99))
+	fmt.Printf("  partnerd (%-8s)         : %8.0f req/s  p50 %-9s p99 %s\n", engine, pd.RPS, pd.Pct(.5), pd.Pct(.99))
+	fmt.Printf("  ratio                      : %8.3f  (target >= 0.15)\n", pd.RPS/bare.RPS)
+	fmt.Printf("  kill -9 with requests in flight: %d acknowledged, %d missing after restart, %d stored in all\n", len(pd.Tags), missing, len(stored))
 	if missing > 0 {
 		return errors.New("acknowledged transactions were lost")
 	}
 	return nil
-}
-
-func basic(u, p string) string {
-	return base64.StdEncoding.EncodeToString([]byte(u + ":" + p))
 }
