@@ -382,6 +382,12 @@ func TestJSSignupEndpoint(t *testing.T) {
 		if signups != 4 || unattributed != 2 {
 			t.Fatalf("funnel: %d signups, %d unattributed", signups, unattributed)
 		}
+		// The same customer signing up again is not another sign-up.
+		post("https://app.vendor.test", `{"public_key":"`+pk+`","email":"s2@shop.test","customer_key":"u2","partner_key":"jane"}`)
+		e.app.DB.QueryRow(context.Background(), "SELECT COUNT(*) FROM signups").Scan(&signups)
+		if signups != 4 {
+			t.Fatalf("a repeated sign-up was counted again: %d", signups)
+		}
 		// Refusals.
 		resp, body = post("https://evil.test", `{"public_key":"`+pk+`","email":"x@shop.test","partner_key":"jane"}`)
 		if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {

@@ -171,12 +171,7 @@ func metadataOrEmpty(m json.RawMessage) string {
 }
 
 func (s *Service) txBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Transaction, error) {
-	query := "SELECT " + txCols + " FROM " + txFrom + " WHERE t.company_id = ? AND " + cond
-	all := append([]any{p.CompanyID}, args...)
-	if p.IsPartner() {
-		query += " AND t.partnership_id = ?"
-		all = append(all, p.PartnershipID)
-	}
+	query, all := p.Scoped("SELECT "+txCols+" FROM "+txFrom, "t.company_id", "t.partnership_id", cond, args...)
 	t, err := scanTx(q.QueryRow(ctx, query, all...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, errs.E(errs.NotFound, "transaction not found")

@@ -27,6 +27,21 @@ type Principal struct {
 // IsPartner tells whether the principal is a partner (Bearer token).
 func (p Principal) IsPartner() bool { return p.PartnershipID != 0 }
 
+// Scoped completes "SELECT ... FROM ... WHERE cond" so that it only sees
+// what p may see: rows of p's company, and for a partner token only rows of
+// its partnership. companyCol and partnershipCol name those columns of the
+// queried table. Every single-object look-up goes through here, so the
+// tenancy rule is written once.
+func (p Principal) Scoped(selectFrom, companyCol, partnershipCol, cond string, args ...any) (string, []any) {
+	query := selectFrom + " WHERE " + companyCol + " = ? AND " + cond
+	all := append([]any{p.CompanyID}, args...)
+	if p.IsPartner() {
+		query += " AND " + partnershipCol + " = ?"
+		all = append(all, p.PartnershipID)
+	}
+	return query, all
+}
+
 var errBadKeys = errs.E(errs.Unauthorized, "Unauthorized: the public key and secret key do not match")
 
 // AuthenticateKeys checks a public/secret key pair.

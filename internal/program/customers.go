@@ -172,12 +172,7 @@ func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in Custom
 }
 
 func (s *Service) customerBy(ctx context.Context, q store.Querier, p Principal, cond string, args ...any) (Customer, error) {
-	query := "SELECT " + customerCols + " FROM " + customerFrom + " WHERE cu.company_id = ? AND " + cond
-	all := append([]any{p.CompanyID}, args...)
-	if p.IsPartner() {
-		query += " AND cu.partnership_id = ?"
-		all = append(all, p.PartnershipID)
-	}
+	query, all := p.Scoped("SELECT "+customerCols+" FROM "+customerFrom, "cu.company_id", "cu.partnership_id", cond, args...)
 	cu, err := scanCustomer(q.QueryRow(ctx, query, all...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return cu, errs.E(errs.NotFound, "customer not found")

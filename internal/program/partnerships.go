@@ -204,12 +204,7 @@ func rawOr(r json.RawMessage, def string) string {
 }
 
 func (s *Service) partnershipBy(ctx context.Context, q store.Querier, p Principal, cond string, args ...any) (Partnership, error) {
-	query := "SELECT " + partnershipCols + " FROM " + partnershipFrom + " WHERE p.company_id = ? AND " + cond
-	all := append([]any{p.CompanyID}, args...)
-	if p.IsPartner() {
-		query += " AND p.id = ?"
-		all = append(all, p.PartnershipID)
-	}
+	query, all := p.Scoped("SELECT "+partnershipCols+" FROM "+partnershipFrom, "p.company_id", "p.id", cond, args...)
 	out, err := scanPartnership(q.QueryRow(ctx, query, all...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return out, errs.E(errs.NotFound, "partnership not found")

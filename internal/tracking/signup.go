@@ -148,7 +148,7 @@ func (s *Service) RecordSignup(ctx context.Context, p program.Principal, in Sign
 	if partnerKey == "" {
 		return SignupResult{CustomerKey: key}, s.recordSignup(ctx, p, 0, "", program.SourceJS, "")
 	}
-	cu, _, err := s.program.CreateCustomer(ctx, p, program.CustomerInput{CustomerKey: &key, Email: &email, Name: &in.Name,
+	cu, created, err := s.program.CreateCustomer(ctx, p, program.CustomerInput{CustomerKey: &key, Email: &email, Name: &in.Name,
 		PartnerKey: &partnerKey, Source: program.SourceJS, ClickXID: xid, LinkID: linkID, SubIDs: json.RawMessage(subIDs)})
 	switch {
 	case errs.CodeOf(err) == errs.Conflict:
@@ -165,7 +165,11 @@ func (s *Service) RecordSignup(ctx context.Context, p program.Principal, in Sign
 	case err != nil:
 		return SignupResult{}, err
 	}
-	return SignupResult{Attributed: true, CustomerKey: key, PartnerKey: cu.PartnerKey}, s.recordSignup(ctx, p, cu.ID, cu.PartnerKey, program.SourceJS, xid)
+	res := SignupResult{Attributed: true, CustomerKey: key, PartnerKey: cu.PartnerKey}
+	if !created {
+		return res, nil // the same customer signing up again is not a new sign-up
+	}
+	return res, s.recordSignup(ctx, p, cu.ID, cu.PartnerKey, program.SourceJS, xid)
 }
 
 // Conversion is PartnerStack's S2S conversion body.
