@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -118,5 +119,42 @@ func TestBatchedAfterClose(t *testing.T) {
 	db.Close()
 	if err := db.Batched(ctx, func(q store.Querier) error { return nil }); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("write after close: %v", err)
+	}
+}
+
+// TestInsertRows checks the bulk path (COPY on PostgreSQL, chunked INSERTs
+// on SQLite) writes every row exactly, across chunk boundaries.
+func TestInsertRows(t *testing.T) {
+	for _, eng := range storetest.Engines(t) {
+		t.Run(eng.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := eng.Open(t)
+			var rows [][]any
+			for i := 0; i < 1000; i++ { // 1000 = 3*256 + 128 + 64 + 32 + 8: every chunk size but a few
+				rows = append(rows, []any{fmt.Sprintf("comp_%04d", i), fmt.Sprintf("name %d", i), int64(i), int64(i * 2)})
+			}
+			if err := db.InsertRows(ctx, "companies", []string{"key", "name", "created_at", "updated_at"}, rows); err != nil {
+				t.Fatal(err)
+			}
+			var n, sum int64
+			db.QueryRow(ctx, "SELECT COUNT(*), SUM(updated_at) FROM companies").Scan(&n, &sum)
+			if n != 1000 || sum != 999*1000 {
+				t.Fatalf("stored %d rows, sum %d", n, sum)
+			}
+			var name string
+			db.QueryRow(ctx, "SELECT name FROM companies WHERE key = 'comp_0999'").Scan(&name)
+			if name != "name 999" {
+				t.Fatalf("last row: %q", name)
+			}
+			// A failing batch writes nothing.
+			bad := [][]any{{"comp_new", "n", int64(1), int64(1)}, {"comp_0001", "dup", int64(1), int64(1)}}
+			if err := db.InsertRows(ctx, "companies", []string{"key", "name", "created_at", "updated_at"}, bad); err == nil {
+				t.Fatal("duplicate key accepted")
+			}
+			db.QueryRow(ctx, "SELECT COUNT(*) FROM companies WHERE key = 'comp_new'").Scan(&n)
+			if n != 0 {
+				t.Fatal("a failed bulk insert left rows behind")
+			}
+		})
 	}
 }

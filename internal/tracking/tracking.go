@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"net/url"
 	"sync"
@@ -37,7 +38,6 @@ const (
 	flushEvery  = 500 * time.Millisecond
 	flushAt     = 1000   // pending clicks that trigger an early flush
 	maxPending  = 500000 // beyond this, clicks are dropped and counted (the database is down)
-	insertChunk = 256    // most rows per INSERT; chunks are powers of two so few statements get prepared
 	maxSubIDLen = 255
 )
 
@@ -51,6 +51,7 @@ type Service struct {
 	program *program.Service
 	log     *slog.Logger
 	salt    []byte
+	hmacs   sync.Pool // keyed HMAC-SHA256 states for HashIP
 
 	cacheMu sync.RWMutex
 	cache   map[string]cacheEntry
@@ -69,6 +70,7 @@ type Service struct {
 
 type cacheEntry struct {
 	target  program.LinkTarget
+	dest    *url.URL // target.Destination, parsed once
 	found   bool
 	expires time.Time
 }
@@ -80,7 +82,8 @@ func New(ctx context.Context, db *store.DB, clk clock.Clock, prog *program.Servi
 		return nil, err
 	}
 	s := &Service{db: db, clock: clk, program: prog, log: log, salt: salt, cache: map[string]cacheEntry{},
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		hmacs: sync.Pool{New: func() any { return hmac.New(sha256.New, salt) }},
+		kick:  make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		redirects: prometheus.NewCounter(prometheus.CounterOpts{Name: "partnerd_redirects_total", Help: "Referral-link redirects served."}),
 		stored:    prometheus.NewCounter(prometheus.CounterOpts{Name: "partnerd_clicks_stored_total", Help: "Clicks written to the database."}),
 		dropped:   prometheus.NewCounter(prometheus.CounterOpts{Name: "partnerd_clicks_dropped_total", Help: "Clicks dropped because the buffer was full."}),
@@ -111,25 +114,35 @@ func (s *Service) HashIP(ip string) string {
 	if ip == "" {
 		return ""
 	}
-	m := hmac.New(sha256.New, s.salt)
+	m := s.hmacs.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(ip))
-	return hex.EncodeToString(m.Sum(nil))[:32]
+	var sum [sha256.Size]byte
+	out := hex.EncodeToString(m.Sum(sum[:0]))[:32]
+	s.hmacs.Put(m)
+	return out
 }
 
 // resolve finds a link target, from memory when it can.
-func (s *Service) resolve(ctx context.Context, host, slug string) (program.LinkTarget, bool, error) {
+func (s *Service) resolve(ctx context.Context, host, slug string) (cacheEntry, error) {
 	key := host + "\x00" + slug
 	now := time.Now()
 	s.cacheMu.RLock()
 	e, ok := s.cache[key]
 	s.cacheMu.RUnlock()
 	if ok && now.Before(e.expires) {
-		return e.target, e.found, nil
+		return e, nil
 	}
 	t, err := s.program.ResolveLink(ctx, host, slug)
 	found := err == nil
 	if err != nil && errs.CodeOf(err) != errs.NotFound {
-		return t, false, err
+		return cacheEntry{}, err
+	}
+	var dest *url.URL
+	if found {
+		if dest, err = url.Parse(t.Destination); err != nil {
+			return cacheEntry{}, fmt.Errorf("stored destination of link %d: %w", t.LinkID, err)
+		}
 	}
 	ttl := linkTTL
 	if !found {
@@ -139,9 +152,10 @@ func (s *Service) resolve(ctx context.Context, host, slug string) (program.LinkT
 	if len(s.cache) >= maxCacheLen {
 		s.cache = map[string]cacheEntry{} // crude but bounded; refills from the database
 	}
-	s.cache[key] = cacheEntry{target: t, found: found, expires: now.Add(ttl)}
+	e = cacheEntry{target: t, dest: dest, found: found, expires: now.Add(ttl)}
+	s.cache[key] = e
 	s.cacheMu.Unlock()
-	return t, found, nil
+	return e, nil
 }
 
 // Forget drops cached link look-ups, after links or company settings change
@@ -189,17 +203,15 @@ func (s *Service) Click(ctx context.Context, v Visit) (Redirect, error) {
 	if v.OnLinkDomain {
 		lookupHost = v.Host
 	}
-	t, found, err := s.resolve(ctx, lookupHost, v.Slug)
+	e, err := s.resolve(ctx, lookupHost, v.Slug)
 	if err != nil {
 		return Redirect{}, err
 	}
-	if !found {
+	if !e.found {
 		return Redirect{}, ErrNoLink
 	}
-	dest, err := url.Parse(t.Destination)
-	if err != nil {
-		return Redirect{}, fmt.Errorf("stored destination of link %d: %w", t.LinkID, err)
-	}
+	t := e.target
+	dest := *e.dest // a copy: the cached URL is shared
 	xid := newXID(s.clock.Now())
 	encoded := base64.RawStdEncoding.EncodeToString([]byte(t.PartnerKey))
 	q := dest.Query()
@@ -300,24 +312,18 @@ func (s *Service) flushLoop() {
 func (s *Service) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	batch := s.pending
-	s.pending = nil
+	// The next batch will be about as large: start it at that size rather
+	// than regrow it click by click.
+	s.pending = make([]Click, 0, cap(batch))
 	s.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
 	}
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
-		for rest := batch; len(rest) > 0; {
-			n := insertChunk
-			for n > len(rest) {
-				n /= 2
-			}
-			if err := insertClicks(ctx, tx, rest[:n]); err != nil {
-				return err
-			}
-			rest = rest[n:]
-		}
-		return nil
-	})
+	rows := make([][]any, len(batch))
+	for i, c := range batch {
+		rows[i] = []any{c.XID, c.CompanyID, c.PartnershipID, c.LinkID, c.SubIDs, c.Referrer, c.UserAgent, c.IPHash, store.Bool(c.Test), c.CreatedAt}
+	}
+	err := s.db.InsertRows(ctx, "clicks", clickCols, rows)
 	if err != nil {
 		s.mu.Lock()
 		s.pending = append(batch, s.pending...)
@@ -328,23 +334,7 @@ func (s *Service) Flush(ctx context.Context) error {
 	return nil
 }
 
-func insertClicks(ctx context.Context, tx *store.Tx, clicks []Click) error {
-	const cols = 10
-	q := make([]byte, 0, 200+len(clicks)*30)
-	q = append(q, "INSERT INTO clicks (xid, company_id, partnership_id, link_id, sub_ids, referrer, user_agent, ip_hash, test, created_at) VALUES "...)
-	args := make([]any, 0, len(clicks)*cols)
-	for i, c := range clicks {
-		if i > 0 {
-			q = append(q, ',')
-		}
-		q = append(q, "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"...)
-		args = append(args, c.XID, c.CompanyID, c.PartnershipID, c.LinkID, c.SubIDs, c.Referrer, c.UserAgent, c.IPHash, store.Bool(c.Test), c.CreatedAt)
-	}
-	if _, err := tx.Exec(ctx, string(q), args...); err != nil {
-		return fmt.Errorf("insert %d clicks: %w", len(clicks), err)
-	}
-	return nil
-}
+var clickCols = []string{"xid", "company_id", "partnership_id", "link_id", "sub_ids", "referrer", "user_agent", "ip_hash", "test", "created_at"}
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
