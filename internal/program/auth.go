@@ -44,34 +44,40 @@ func (p Principal) Scoped(selectFrom, companyCol, partnershipCol, cond string, a
 
 var errBadKeys = errs.E(errs.Unauthorized, "Unauthorized: the public key and secret key do not match")
 
+// lookup returns the principal cached under cacheKey, or loads it (with
+// the secret hash stored for it) and caches it. A missing row is bad.
+func (s *Service) lookup(cacheKey string, bad error, load func() (Principal, string, error)) (Principal, string, error) {
+	now := time.Now()
+	if cp, ok := s.auth.get(cacheKey, now); ok {
+		return cp.p, cp.hash, nil
+	}
+	p, hash, err := load()
+	if errors.Is(err, sql.ErrNoRows) {
+		return Principal{}, "", bad
+	}
+	if err != nil {
+		return Principal{}, "", fmt.Errorf("authenticate: %w", err)
+	}
+	s.auth.put(cacheKey, cachedPrincipal{hash: hash, p: p, expires: now.Add(s.auth.ttl)})
+	return p, hash, nil
+}
+
 // AuthenticateKeys checks a public/secret key pair.
 func (s *Service) AuthenticateKeys(ctx context.Context, publicKey, secretKey string) (Principal, error) {
 	if publicKey == "" || secretKey == "" {
 		return Principal{}, errBadKeys
 	}
-	hash := secret.Hash(secretKey)
-	now := time.Now()
-	if cp, ok := s.auth.get("pk:"+publicKey, now); ok {
-		if !secret.Equal(cp.hash, hash) {
-			return Principal{}, errBadKeys
-		}
-		return cp.p, nil
-	}
-	var p Principal
-	var stored string
-	var test int
-	err := s.db.QueryRow(ctx, `SELECT k.secret_hash, k.test, c.id, c.key, c.name FROM api_keys k
-		JOIN companies c ON c.id = k.company_id WHERE k.public_key = ?`, publicKey).
-		Scan(&stored, &test, &p.CompanyID, &p.CompanyKey, &p.CompanyName)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Principal{}, errBadKeys
-	}
+	p, stored, err := s.lookup("pk:"+publicKey, errBadKeys, func() (p Principal, stored string, err error) {
+		err = s.db.QueryRow(ctx, `SELECT k.secret_hash, k.test, c.id, c.key, c.name FROM api_keys k
+			JOIN companies c ON c.id = k.company_id WHERE k.public_key = ?`, publicKey).
+			Scan(&stored, &p.Test, &p.CompanyID, &p.CompanyKey, &p.CompanyName)
+		return p, stored, err
+	})
 	if err != nil {
-		return Principal{}, fmt.Errorf("look up api key: %w", err)
+		return Principal{}, err
 	}
-	p.Test = test == 1
-	s.auth.put("pk:"+publicKey, cachedPrincipal{hash: stored, p: p, expires: now.Add(s.auth.ttl)})
-	if !secret.Equal(stored, hash) {
+	// Cached or not, the secret is checked on every request.
+	if !secret.Equal(stored, secret.Hash(secretKey)) {
 		return Principal{}, errBadKeys
 	}
 	return p, nil
@@ -79,34 +85,20 @@ func (s *Service) AuthenticateKeys(ctx context.Context, publicKey, secretKey str
 
 var errBadToken = errs.E(errs.Unauthorized, "Unauthorized: the partner token is not valid")
 
-// AuthenticatePartnerToken checks a partner API token.
+// AuthenticatePartnerToken checks a partner API token. Tokens are looked
+// up (and cached) by their hash, so no plain token outlives the request.
 func (s *Service) AuthenticatePartnerToken(ctx context.Context, token string) (Principal, error) {
 	if token == "" {
 		return Principal{}, errBadToken
 	}
 	hash := secret.Hash(token)
-	now := time.Now()
-	// The cache is keyed by the hash, so no plain token sits in memory longer
-	// than the request.
-	if cp, ok := s.auth.get("pt:"+hash, now); ok {
-		return cp.p, nil
-	}
-	var p Principal
-	var stored string
-	err := s.db.QueryRow(ctx, `SELECT t.token_hash, c.id, c.key, c.name, t.partnership_id, pa.test FROM partner_tokens t
-		JOIN companies c ON c.id = t.company_id JOIN partnerships pa ON pa.id = t.partnership_id
-		WHERE t.token_hash = ?`, hash).Scan(&stored, &p.CompanyID, &p.CompanyKey, &p.CompanyName, &p.PartnershipID, &p.Test)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Principal{}, errBadToken
-	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("look up partner token: %w", err)
-	}
-	if !secret.Equal(stored, hash) {
-		return Principal{}, errBadToken
-	}
-	s.auth.put("pt:"+hash, cachedPrincipal{hash: stored, p: p, expires: now.Add(s.auth.ttl)})
-	return p, nil
+	p, _, err := s.lookup("pt:"+hash, errBadToken, func() (p Principal, _ string, err error) {
+		err = s.db.QueryRow(ctx, `SELECT c.id, c.key, c.name, t.partnership_id, pa.test FROM partner_tokens t
+			JOIN companies c ON c.id = t.company_id JOIN partnerships pa ON pa.id = t.partnership_id
+			WHERE t.token_hash = ?`, hash).Scan(&p.CompanyID, &p.CompanyKey, &p.CompanyName, &p.PartnershipID, &p.Test)
+		return p, hash, err
+	})
+	return p, err
 }
 
 // CreatePartnerToken makes a new API token for the partnership with the
@@ -156,21 +148,12 @@ func (s *Service) AuthenticateTrackingToken(ctx context.Context, token string) (
 		return Principal{}, bad
 	}
 	hash := secret.Hash(token)
-	now := time.Now()
-	if cp, ok := s.auth.get("tt:"+hash, now); ok {
-		return cp.p, nil
-	}
-	var p Principal
-	err := s.db.QueryRow(ctx, `SELECT c.id, c.key, c.name FROM tracking_tokens t JOIN companies c ON c.id = t.company_id
-		WHERE t.token_hash = ?`, hash).Scan(&p.CompanyID, &p.CompanyKey, &p.CompanyName)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Principal{}, bad
-	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("look up tracking token: %w", err)
-	}
-	s.auth.put("tt:"+hash, cachedPrincipal{hash: hash, p: p, expires: now.Add(s.auth.ttl)})
-	return p, nil
+	p, _, err := s.lookup("tt:"+hash, bad, func() (p Principal, _ string, err error) {
+		err = s.db.QueryRow(ctx, `SELECT c.id, c.key, c.name FROM tracking_tokens t JOIN companies c ON c.id = t.company_id
+			WHERE t.token_hash = ?`, hash).Scan(&p.CompanyID, &p.CompanyKey, &p.CompanyName)
+		return p, hash, err
+	})
+	return p, err
 }
 
 // PublicKeyPrincipal identifies the company behind a public key alone, as
@@ -181,19 +164,10 @@ func (s *Service) PublicKeyPrincipal(ctx context.Context, publicKey string) (Pri
 	if publicKey == "" {
 		return Principal{}, bad
 	}
-	now := time.Now()
-	if cp, ok := s.auth.get("pub:"+publicKey, now); ok {
-		return cp.p, nil
-	}
-	var p Principal
-	err := s.db.QueryRow(ctx, `SELECT k.test, c.id, c.key, c.name FROM api_keys k JOIN companies c ON c.id = k.company_id
-		WHERE k.public_key = ?`, publicKey).Scan(&p.Test, &p.CompanyID, &p.CompanyKey, &p.CompanyName)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Principal{}, bad
-	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("look up public key: %w", err)
-	}
-	s.auth.put("pub:"+publicKey, cachedPrincipal{p: p, expires: now.Add(s.auth.ttl)})
-	return p, nil
+	p, _, err := s.lookup("pub:"+publicKey, bad, func() (p Principal, _ string, err error) {
+		err = s.db.QueryRow(ctx, `SELECT k.test, c.id, c.key, c.name FROM api_keys k JOIN companies c ON c.id = k.company_id
+			WHERE k.public_key = ?`, publicKey).Scan(&p.Test, &p.CompanyID, &p.CompanyKey, &p.CompanyName)
+		return p, "", err
+	})
+	return p, err
 }
