@@ -3,6 +3,9 @@
 package loadgen
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -124,4 +128,114 @@ func Run(conc int, dur time.Duration, want int, next func(w, i int) (*http.Reque
 	res.Failed = failed.Load()
 	tr.CloseIdleConnections()
 	return res
+}
+
+// Flags are the command-line flags every benchmark takes.
+type Flags struct {
+	Bare bool          // internal: run the baseline server instead
+	Addr string        // internal: the baseline's listen address
+	DB   string        // "sqlite", or a postgres:// URL of an empty database
+	Conc int           // concurrent clients
+	Dur  time.Duration // duration of each measured run
+}
+
+// ParseFlags registers and parses the standard benchmark flags.
+func ParseFlags() Flags {
+	var f Flags
+	flag.BoolVar(&f.Bare, "bare-server", false, "internal: run the bare baseline server on -addr")
+	flag.StringVar(&f.Addr, "addr", "", "internal: listen address for -bare-server")
+	flag.StringVar(&f.DB, "db", "sqlite", "sqlite, or a postgres:// URL of an empty database")
+	flag.IntVar(&f.Conc, "c", 32, "concurrent clients")
+	flag.DurationVar(&f.Dur, "d", 10*time.Second, "duration of each measured run")
+	flag.Parse()
+	return f
+}
+
+// StartBare runs this benchmark binary again as its baseline server
+// (-bare-server) on a free address and returns its base URL and a stop.
+func StartBare() (string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	addr := FreeAddr()
+	cmd := exec.Command(self, "-bare-server", "-addr", addr)
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if err := WaitUp("http://" + addr + "/"); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return "http://" + addr, stop, nil
+}
+
+// Partnerd is a partnerd server started as a child process, with one
+// company, so that a benchmark can kill or stop it as an operator would.
+type Partnerd struct {
+	Base      string
+	DSN       string
+	Engine    string
+	PublicKey string
+	SecretKey string
+	Cmd       *exec.Cmd
+}
+
+// StartPartnerd creates a company (with website, if given) in a fresh
+// database and serves it. dbArg is "sqlite" (a file in dir) or a URL.
+func StartPartnerd(bin, dir, dbArg, website string) (*Partnerd, error) {
+	p := &Partnerd{DSN: dbArg, Engine: "postgres"}
+	if dbArg == "sqlite" {
+		p.DSN, p.Engine = filepath.Join(dir, "bench.db"), "sqlite"
+	}
+	args := []string{"program", "create", "--db", p.DSN, "--name", "Bench", "--json"}
+	if website != "" {
+		args = append(args, "--website", website)
+	}
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("program create: %w", err)
+	}
+	var keys struct {
+		Production struct {
+			PublicKey string `json:"public_key"`
+			SecretKey string `json:"secret_key"`
+		} `json:"production"`
+	}
+	if err := json.Unmarshal(out, &keys); err != nil {
+		return nil, fmt.Errorf("program create output: %w", err)
+	}
+	p.PublicKey, p.SecretKey = keys.Production.PublicKey, keys.Production.SecretKey
+	addr := FreeAddr()
+	p.Cmd = exec.Command(bin, "serve", "--db", p.DSN, "--addr", addr)
+	if err := p.Cmd.Start(); err != nil {
+		return nil, err
+	}
+	p.Base = "http://" + addr
+	if err := WaitUp(p.Base + "/healthz"); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Auth is the Authorization header of the company's production keys.
+func (p *Partnerd) Auth() string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(p.PublicKey+":"+p.SecretKey))
+}
+
+// Post sends a JSON body with the company's keys and requires 200.
+func (p *Partnerd) Post(path, body string) error {
+	req, _ := http.NewRequest("POST", p.Base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", p.Auth())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
+	}
+	return nil
 }
