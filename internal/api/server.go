@@ -180,7 +180,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // another method, 404 otherwise, both in the error envelope.
 func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
 	// GET /{slug} on a company's link domain is a referral link.
-	if slug := strings.TrimPrefix(r.URL.Path, "/"); r.Method == http.MethodGet && slug != "" && !strings.Contains(slug, "/") &&
+	if slug := strings.TrimPrefix(r.URL.Path, "/"); (r.Method == http.MethodGet || r.Method == http.MethodHead) && slug != "" && !strings.Contains(slug, "/") &&
 		program.ValidSlug(slug) && s.click(w, r, slug, true) {
 		return
 	}

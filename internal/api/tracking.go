@@ -36,7 +36,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) click(w http.ResponseWriter, r *http.Request, slug string, onLinkDomain bool) bool {
 	red, err := s.tracking.Click(r.Context(), tracking.Visit{Host: hostOnly(r.Host), OnLinkDomain: onLinkDomain, Slug: slug,
-		Query: r.URL.Query(), Referrer: r.Referer(), UserAgent: r.UserAgent(), IP: clientIP(r)})
+		Query: r.URL.Query(), Referrer: r.Referer(), UserAgent: r.UserAgent(), IP: clientIP(r), Probe: r.Method == http.MethodHead})
 	if err != nil {
 		if onLinkDomain && errs.CodeOf(err) == errs.NotFound {
 			return false

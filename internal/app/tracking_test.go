@@ -118,6 +118,15 @@ func TestRedirect(t *testing.T) {
 		if got := e.must("GET", "/api/v2/links/partnership/"+p["key"].(string), e.prod, nil).items()[0]["clicks"].(float64); got != 2 {
 			t.Fatalf("link clicks %v", got)
 		}
+		// HEAD (link checkers, unfurlers) gets the redirect but is not a click.
+		head := e.raw("HEAD", "/r/jane", "", nil, "")
+		readAll(head)
+		if hl, _ := url.Parse(head.Header.Get("Location")); head.StatusCode != 302 || hl.Host != "www.vendor.test" || hl.Query().Has("gsxid") {
+			t.Fatalf("HEAD: %d %s", head.StatusCode, head.Header.Get("Location"))
+		}
+		if got := e.must("GET", "/api/v2/links/partnership/jane", e.prod, nil).items()[0]["clicks"].(float64); got != 2 {
+			t.Fatalf("a HEAD request counted as a click: %v", got)
+		}
 		// Test partner clicks are test clicks.
 		readAll(e.raw("GET", "/r/gstest", "", nil, ""))
 		e.app.Tracking.Flush(context.Background())

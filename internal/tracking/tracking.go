@@ -175,6 +175,9 @@ type Visit struct {
 	Referrer     string
 	UserAgent    string
 	IP           string
+	// Probe is a HEAD request (link checkers, unfurlers): it gets the same
+	// answer but is not a click and records nothing.
+	Probe bool
 }
 
 // Cookie is an attribution cookie the redirect sets on the vendor's domain.
@@ -212,13 +215,10 @@ func (s *Service) Click(ctx context.Context, v Visit) (Redirect, error) {
 	}
 	t := e.target
 	dest := *e.dest // a copy: the cached URL is shared
-	xid := newXID(s.clock.Now())
 	encoded := base64.RawStdEncoding.EncodeToString([]byte(t.PartnerKey))
 	q := dest.Query()
 	q.Set("gspk", encoded)
 	q.Set("ps_partner_key", encoded)
-	q.Set("gsxid", xid)
-	q.Set("ps_xid", xid)
 	subs := map[string]string{}
 	for _, p := range SubIDParams {
 		// An oversized sub-id is dropped rather than failing the visitor's
@@ -228,6 +228,14 @@ func (s *Service) Click(ctx context.Context, v Visit) (Redirect, error) {
 			subs[p] = val
 		}
 	}
+	if v.Probe {
+		// No click id: it would name a click that was never recorded.
+		dest.RawQuery = q.Encode()
+		return Redirect{Location: dest.String()}, nil
+	}
+	xid := newXID(s.clock.Now())
+	q.Set("gsxid", xid)
+	q.Set("ps_xid", xid)
 	dest.RawQuery = q.Encode()
 	subJSON, _ := json.Marshal(subs)
 	s.enqueue(Click{XID: xid, CompanyID: t.CompanyID, PartnershipID: t.PartnershipID, LinkID: t.LinkID, SubIDs: string(subJSON),
