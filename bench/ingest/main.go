@@ -57,23 +57,16 @@ func transactions(base, auth string, start time.Time) func(w, i int) (*http.Requ
 }
 
 func run(f loadgen.Flags) error {
-	tmp, err := os.MkdirTemp("", "partnerd-bench-")
+	// The baseline needs no credentials: it checks none.
+	unauthenticated := func(base string) func(w, i int) (*http.Request, string) { return transactions(base, "", time.Now()) }
+	b, err := loadgen.Prepare(f, 200, unauthenticated)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin, err := loadgen.BuildPartnerd(tmp)
-	if err != nil {
-		return err
-	}
-	bareBase, stopBare, err := loadgen.StartBare()
-	if err != nil {
-		return err
-	}
-	bare := loadgen.Run(f.Conc, f.Dur, 200, transactions(bareBase, "", time.Now()), nil)
-	stopBare()
+	defer b.Close()
+	bare := b.Bare
 
-	pd, err := loadgen.StartPartnerd(bin, tmp, f.DB, "")
+	pd, err := loadgen.StartPartnerd(b.Bin, b.Dir, f.DB, "")
 	if err != nil {
 		return err
 	}

@@ -239,3 +239,37 @@ func (p *Partnerd) Post(path, body string) error {
 	}
 	return nil
 }
+
+// Bench is a benchmark's working set: a temp dir with a freshly built
+// partnerd, and the baseline's figures measured in the same run.
+type Bench struct {
+	Dir  string
+	Bin  string
+	Bare Result
+}
+
+// Prepare builds partnerd into a temp dir and measures the baseline
+// (this binary run with -bare-server) with next for f.Dur. Call Close when
+// done.
+func Prepare(f Flags, want int, next func(base string) func(w, i int) (*http.Request, string)) (*Bench, error) {
+	dir, err := os.MkdirTemp("", "partnerd-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &Bench{Dir: dir}
+	if b.Bin, err = BuildPartnerd(dir); err != nil {
+		b.Close()
+		return nil, err
+	}
+	base, stop, err := StartBare()
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	b.Bare = Run(f.Conc, f.Dur, want, next(base), nil)
+	stop()
+	return b, nil
+}
+
+// Close removes the working directory.
+func (b *Bench) Close() { os.RemoveAll(b.Dir) }

@@ -44,23 +44,14 @@ func clicks(base string) func(w, i int) (*http.Request, string) {
 }
 
 func run(f loadgen.Flags) error {
-	tmp, err := os.MkdirTemp("", "partnerd-bench-")
+	b, err := loadgen.Prepare(f, http.StatusFound, clicks)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	bin, err := loadgen.BuildPartnerd(tmp)
-	if err != nil {
-		return err
-	}
-	bareBase, stopBare, err := loadgen.StartBare()
-	if err != nil {
-		return err
-	}
-	bare := loadgen.Run(f.Conc, f.Dur, http.StatusFound, clicks(bareBase), nil)
-	stopBare()
+	defer b.Close()
+	bare := b.Bare
 
-	pd, err := loadgen.StartPartnerd(bin, tmp, f.DB, "https://www.vendor.test/landing")
+	pd, err := loadgen.StartPartnerd(b.Bin, b.Dir, f.DB, "https://www.vendor.test/landing")
 	if err != nil {
 		return err
 	}
