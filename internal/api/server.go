@@ -114,11 +114,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /r/{slug}", s.redirect)
 	m.HandleFunc("GET /v1/{$}", s.snippet)
 	m.HandleFunc("GET /partnerstack.js", s.snippet)
-	m.HandleFunc("GET /js/config", s.jsConfig)
-	m.HandleFunc("POST /js/signup", s.jsSignup)
+	m.Handle("GET /js/config", s.selfAuthenticated(s.jsConfig))
+	m.Handle("POST /js/signup", s.selfAuthenticated(s.jsSignup))
 	m.HandleFunc("OPTIONS /js/signup", s.jsPreflight)
 	m.HandleFunc("OPTIONS /js/config", s.jsPreflight)
-	m.HandleFunc("POST /conversion/xid", s.conversion)
+	m.Handle("POST /conversion/xid", s.selfAuthenticated(s.conversion))
 
 	m.HandleFunc("/", s.fallback)
 }
@@ -221,6 +221,17 @@ func (s *Server) vendorOnly(h handlerFunc) http.Handler {
 // vendorOrPartner accepts HTTP Basic or a partner's Bearer token.
 func (s *Server) vendorOrPartner(h handlerFunc) http.Handler {
 	return s.authenticate(h, true)
+}
+
+// selfAuthenticated serves a handler that checks its own credentials (a
+// public key, a tracking token); like every handler, its errors answer in
+// the error envelope.
+func (s *Server) selfAuthenticated(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
 }
 
 func (s *Server) authenticate(h handlerFunc, partnerOK bool) http.Handler {

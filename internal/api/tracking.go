@@ -128,16 +128,17 @@ func (s *Server) jsPrincipal(w http.ResponseWriter, r *http.Request, publicKey s
 }
 
 // jsConfig tells the snippet the program's attribution window.
-func (s *Server) jsConfig(w http.ResponseWriter, r *http.Request) {
+func (s *Server) jsConfig(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.jsPrincipal(w, r, r.URL.Query().Get("public_key"))
-	if err == nil {
-		var c program.Company
-		if c, err = s.program.CompanyByID(r.Context(), p.CompanyID); err == nil {
-			writeData(w, map[string]int{"attribution_days": c.AttributionDays}, "Tracking settings")
-			return
-		}
+	if err != nil {
+		return err
 	}
-	s.writeError(w, r, err)
+	c, err := s.program.CompanyByID(r.Context(), p.CompanyID)
+	if err != nil {
+		return err
+	}
+	writeData(w, map[string]int{"attribution_days": c.AttributionDays}, "Tracking settings")
+	return nil
 }
 
 var signupSchema = schema{fields: []field{
@@ -151,31 +152,26 @@ var signupSchema = schema{fields: []field{
 
 // jsSignup takes createSignup's post. The snippet sends text/plain so that
 // browsers make a simple request with no preflight.
-func (s *Server) jsSignup(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		b, err := decodeBody(w, r, signupSchema)
-		if err != nil {
-			return err
-		}
-		p, err := s.jsPrincipal(w, r, *b.str("public_key"))
-		if err != nil {
-			return err
-		}
-		res, err := s.tracking.RecordSignup(r.Context(), p, tracking.Signup{Name: deref(b.str("name")), Email: deref(b.str("email")),
-			CustomerKey: deref(b.str("customer_key")), PartnerKey: deref(b.str("partner_key")), XID: deref(b.str("xid"))})
-		if err != nil {
-			return err
-		}
-		msg := "Signup recorded; no partner referred it"
-		if res.Attributed {
-			msg = "Signup attributed to " + res.PartnerKey
-		}
-		writeData(w, map[string]any{"attributed": res.Attributed, "customer_key": res.CustomerKey, "partner_key": res.PartnerKey}, msg)
-		return nil
-	}()
+func (s *Server) jsSignup(w http.ResponseWriter, r *http.Request) error {
+	b, err := decodeBody(w, r, signupSchema)
 	if err != nil {
-		s.writeError(w, r, err)
+		return err
 	}
+	p, err := s.jsPrincipal(w, r, *b.str("public_key"))
+	if err != nil {
+		return err
+	}
+	res, err := s.tracking.RecordSignup(r.Context(), p, tracking.Signup{Name: deref(b.str("name")), Email: deref(b.str("email")),
+		CustomerKey: deref(b.str("customer_key")), PartnerKey: deref(b.str("partner_key")), XID: deref(b.str("xid"))})
+	if err != nil {
+		return err
+	}
+	msg := "Signup recorded; no partner referred it"
+	if res.Attributed {
+		msg = "Signup attributed to " + res.PartnerKey
+	}
+	writeData(w, map[string]any{"attributed": res.Attributed, "customer_key": res.CustomerKey, "partner_key": res.PartnerKey}, msg)
+	return nil
 }
 
 // jsPreflight answers CORS preflights for pages that post JSON.
@@ -211,32 +207,29 @@ var conversionSchema = schema{fields: []field{
 
 // conversion answers PartnerStack's S2S POST /conversion/xid: 200 with an
 // empty body, as PartnerStack does; errors use the error envelope.
-func (s *Server) conversion(w http.ResponseWriter, r *http.Request) {
-	err := func() error {
-		scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			return errs.E(errs.Unauthorized, "Unauthorized: use Authorization: Bearer <tracking token>")
-		}
-		p, err := s.program.AuthenticateTrackingToken(r.Context(), strings.TrimSpace(tok))
-		if err != nil {
-			return err
-		}
-		b, err := decodeBody(w, r, conversionSchema)
-		if err != nil {
-			return err
-		}
-		in := tracking.Conversion{XID: *b.str("xid"), CustomerKey: *b.str("customer_key"), Email: deref(b.str("email")),
-			Name: deref(b.str("name")), ProviderKey: deref(b.str("provider_key")), Meta: b.raw("meta")}
-		if subs := b.strs("sub_ids"); subs != nil {
-			in.SubIDs = *subs
-		}
-		return s.tracking.Convert(r.Context(), p, in)
-	}()
+func (s *Server) conversion(w http.ResponseWriter, r *http.Request) error {
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return errs.E(errs.Unauthorized, "Unauthorized: use Authorization: Bearer <tracking token>")
+	}
+	p, err := s.program.AuthenticateTrackingToken(r.Context(), strings.TrimSpace(tok))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
+	}
+	b, err := decodeBody(w, r, conversionSchema)
+	if err != nil {
+		return err
+	}
+	in := tracking.Conversion{XID: *b.str("xid"), CustomerKey: *b.str("customer_key"), Email: deref(b.str("email")),
+		Name: deref(b.str("name")), ProviderKey: deref(b.str("provider_key")), Meta: b.raw("meta")}
+	if subs := b.strs("sub_ids"); subs != nil {
+		in.SubIDs = *subs
+	}
+	if err := s.tracking.Convert(r.Context(), p, in); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 type linkJSON struct {
