@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,8 +17,9 @@ const (
 )
 
 // parsePage reads the standard list parameters: limit, starting_after,
-// ending_before, order_by and the epoch-ms time windows.
-func parsePage(q url.Values) (store.Page, error) {
+// ending_before, order_by and the epoch-ms time windows. order_by may name
+// created_at, updated_at and the extra integer columns given.
+func parsePage(q url.Values, orderCols ...string) (store.Page, error) {
 	p := store.Page{Limit: defaultLimit, OrderBy: "created_at", Desc: true}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -33,8 +35,13 @@ func parsePage(q url.Values) (store.Page, error) {
 	if v := q.Get("order_by"); v != "" {
 		desc := strings.HasPrefix(v, "-")
 		col := strings.TrimPrefix(v, "-")
-		if col != "created_at" && col != "updated_at" {
-			return p, errs.E(errs.Invalid, "'order_by' must be one of created_at, -created_at, updated_at, -updated_at")
+		allowed := append([]string{"created_at", "updated_at"}, orderCols...)
+		if !slices.Contains(allowed, col) {
+			names := make([]string, 0, 2*len(allowed))
+			for _, a := range allowed {
+				names = append(names, a, "-"+a)
+			}
+			return p, errs.E(errs.Invalid, "'order_by' must be one of %s", strings.Join(names, ", "))
 		}
 		p.OrderBy, p.Desc = col, desc
 	}

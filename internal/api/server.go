@@ -23,6 +23,7 @@ import (
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/tracking"
+	"github.com/partnerd/partnerd/internal/webhooks"
 )
 
 // Server serves the API.
@@ -30,6 +31,7 @@ type Server struct {
 	program  *program.Service
 	ledger   *ledger.Service
 	tracking *tracking.Service
+	webhooks *webhooks.Service
 	js       tracking.Snippet
 	ready    func(context.Context) error
 	log      *slog.Logger
@@ -65,6 +67,10 @@ func New(prog *program.Service, led *ledger.Service, trk *tracking.Service, read
 	s.routes()
 	return s
 }
+
+// UseWebhooks sets the webhook service (it needs the server to render
+// event bodies, so it is made after the server).
+func (s *Server) UseWebhooks(w *webhooks.Service) { s.webhooks = w }
 
 // Drain makes /readyz fail, so a load balancer stops sending traffic while
 // in-flight requests finish.
@@ -102,6 +108,39 @@ func (s *Server) routes() {
 	m.Handle("POST /api/v2/transactions", vendor(s.createTransaction))
 	m.Handle("GET /api/v2/transactions/{key}", vendor(s.getTransaction))
 	m.Handle("DELETE /api/v2/transactions/{key}", vendor(s.deleteTransaction))
+
+	m.Handle("GET /api/v2/transactions/{key}/explain", vendor(s.explainTransaction))
+
+	m.Handle("GET /api/v2/offers", vendor(s.listOffers))
+	m.Handle("POST /api/v2/offers", vendor(s.createOffer))
+	m.Handle("GET /api/v2/offers/{key}", vendor(s.getOffer))
+	m.Handle("PATCH /api/v2/offers/{key}", vendor(s.updateOffer))
+	m.Handle("DELETE /api/v2/offers/{key}", vendor(s.archiveOffer))
+
+	m.Handle("GET /api/v2/rewards", any(s.listRewards))
+	m.Handle("POST /api/v2/rewards", vendor(s.createReward))
+	m.Handle("GET /api/v2/rewards/{key}", any(s.getReward))
+	m.Handle("GET /api/v2/rewards/{key}/explain", any(s.explainReward))
+	m.Handle("POST /api/v2/rewards/{key}/approve", vendor(s.approveReward))
+	m.Handle("POST /api/v2/rewards/{key}/decline", vendor(s.declineReward))
+
+	m.Handle("GET /api/v2/payouts", any(s.listPayouts))
+	m.Handle("GET /api/v2/payouts/export", vendor(s.exportPayouts))
+	m.Handle("GET /api/v2/payouts/{key}", any(s.getPayout))
+	m.Handle("POST /api/v2/payouts/{key}/paid", vendor(s.payoutPaid))
+
+	m.Handle("GET /api/v2/actions", any(s.listActions))
+	m.Handle("POST /api/v2/actions", vendor(s.createAction))
+	m.Handle("DELETE /api/v2/actions/{key}", vendor(s.archiveAction))
+
+	m.Handle("POST /api/v2/exchange-rates", vendor(s.loadRates))
+
+	m.Handle("GET /api/v2/webhooks", vendor(s.listWebhooks))
+	m.Handle("POST /api/v2/webhooks", vendor(s.createWebhook))
+	m.Handle("GET /api/v2/webhooks/{key}", vendor(s.getWebhook))
+	m.Handle("PATCH /api/v2/webhooks/{key}", vendor(s.updateWebhook))
+	m.Handle("DELETE /api/v2/webhooks/{key}", vendor(s.archiveWebhook))
+	m.Handle("GET /api/v2/webhooks/{key}/deliveries", vendor(s.listDeliveries))
 
 	m.Handle("POST /v1/customers", vendor(s.v1CreateCustomer))
 	m.Handle("GET /v1/customers/{key}", vendor(s.v1GetCustomer))

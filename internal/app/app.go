@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 	"github.com/partnerd/partnerd/internal/tracking"
+	"github.com/partnerd/partnerd/internal/webhooks"
 )
 
 // Version is set at build time with -ldflags "-X .../internal/app.Version=...".
@@ -34,6 +36,8 @@ type Config struct {
 	Logger *slog.Logger
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
+	// WebhookEvery is how often queued webhooks are sent (default 500 ms).
+	WebhookEvery time.Duration
 }
 
 // App is a running partnerd: its database, services and HTTP handler.
@@ -43,6 +47,7 @@ type App struct {
 	Program  *program.Service
 	Ledger   *ledger.Service
 	Tracking *tracking.Service
+	Webhooks *webhooks.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -57,6 +62,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.WebhookEvery == 0 {
+		cfg.WebhookEvery = 500 * time.Millisecond
 	}
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -78,14 +86,46 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	led := ledger.New(db, cfg.Clock, prog)
+	prog.OnCustomerCreated(led.RewardSignup)
 	trk, err := tracking.New(ctx, db, cfg.Clock, prog, cfg.Logger, reg)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
+	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
+	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, API: srv, Handler: srv}, nil
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, API: srv, Handler: srv}, nil
+}
+
+// runSchedules approves rewards whose hold period is over every 30 seconds
+// and runs last month's payouts once a month (checked hourly).
+func (a *App) runSchedules(ctx context.Context) {
+	approve := time.NewTicker(30 * time.Second)
+	defer approve.Stop()
+	payouts := time.NewTicker(time.Hour)
+	defer payouts.Stop()
+	runPayouts := func() {
+		if n, err := a.Ledger.RunScheduled(ctx); err != nil && ctx.Err() == nil {
+			a.cfg.Logger.Error("scheduled payout run", slog.Any("err", err))
+		} else if n > 0 {
+			a.cfg.Logger.Info("scheduled payout run", slog.Int("companies", n))
+		}
+	}
+	runPayouts()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-approve.C:
+			if _, err := a.Ledger.ApprovePendingNow(ctx); err != nil && ctx.Err() == nil {
+				a.cfg.Logger.Error("approve matured rewards", slog.Any("err", err))
+			}
+		case <-payouts.C:
+			runPayouts()
+		}
+	}
 }
 
 // Close writes buffered clicks and releases the database.
@@ -119,6 +159,14 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	// Background work: webhook deliveries, the end of reward hold periods
+	// and the monthly payout run. It stops with the server.
+	bg, stopBG := context.WithCancel(context.Background())
+	var bgDone sync.WaitGroup
+	defer func() { stopBG(); bgDone.Wait() }()
+	bgDone.Add(2)
+	go func() { defer bgDone.Done(); a.Webhooks.Run(bg, a.cfg.Logger, a.cfg.WebhookEvery) }()
+	go func() { defer bgDone.Done(); a.runSchedules(bg) }()
 	a.cfg.Logger.Info("partnerd listening", slog.String("addr", ln.Addr().String()), slog.String("db", string(a.DB.Dialect())),
 		slog.String("version", Version))
 	if ready != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/money"
+	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
@@ -124,26 +125,34 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 	if p.Test && !cu.Test {
 		return t, false, errs.E(errs.Invalid, "test keys can only record transactions for test customers")
 	}
-	var amountUSD *int64
-	if cur == "USD" {
-		amountUSD = &in.Amount
-	}
 	meta := metadataOrEmpty(in.Metadata)
 	test := p.Test || cu.Test
 	var id int64
+	var amountUSD *int64
 	taken := false
 	err = s.db.Batched(ctx, func(q store.Querier) error {
 		taken = false
-		err := q.QueryRow(ctx, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd,
-			category_key, product_key, metadata, test, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		var err error
+		if amountUSD, err = usdAmount(ctx, q, p.CompanyID, in.Amount, cur, created); err != nil {
+			return err
+		}
+		err = q.QueryRow(ctx, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd,
+			category_key, product_key, metadata, test, created_at, updated_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (company_id, key) DO NOTHING RETURNING id`,
 			key, p.CompanyID, cu.ID, cu.PartnershipID, in.Amount, cur, amountUSD, in.CategoryKey, in.ProductKey,
-			meta, store.Bool(test), created, now).Scan(&id)
+			meta, store.Bool(test), created, now, cu.GroupID).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			taken = true
 			return nil
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		if err := outbox.Emit(ctx, q, p.CompanyID, outbox.TransactionCreated, outbox.KindTransaction, id, now); err != nil {
+			return err
+		}
+		// The rewards commit with the transaction or not at all.
+		return s.earn(ctx, q, p.CompanyID, transactionCause(cu, id, in.Amount, cur, in.ProductKey, in.CategoryKey, test, created))
 	})
 	if err == nil && taken {
 		err = sql.ErrNoRows
@@ -161,6 +170,15 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 		ProductKey: in.ProductKey, Metadata: json.RawMessage(meta), Test: test, CreatedAt: created, UpdatedAt: now,
 		CustomerKey: cu.Key, CustomerExtKey: cu.CustomerKey, CustomerEmail: cu.Email, PartnershipKey: cu.PartnershipKey,
 		PartnerKey: cu.PartnerKey, Company: cu.Company}, false, nil
+}
+
+// transactionCause describes a new transaction of cu to the engine. The
+// group is the partnership's group now, which is also stored on the row.
+func transactionCause(cu program.Customer, id, amount int64, currency string, product, category *string, test bool, at int64) cause {
+	cid := cu.ID
+	return cause{kind: TriggerTransaction, id: id, partnershipID: cu.PartnershipID, customerID: &cid, groupID: cu.GroupID, test: test,
+		partnerGone: cu.PartnershipArchived, customerEmail: cu.Email, partnerEmail: cu.PartnerEmail, createdAt: at,
+		amount: amount, currency: currency, productKey: product, categoryKey: category}
 }
 
 func metadataOrEmpty(m json.RawMessage) string {
@@ -195,8 +213,15 @@ func (s *Service) DeleteTransaction(ctx context.Context, p program.Principal, ke
 			return err
 		}
 		if !cur.Archived {
-			if _, err := tx.Exec(ctx, "UPDATE transactions SET archived = 1, updated_at = ? WHERE id = ?", clock.Millis(s.clock), cur.ID); err != nil {
+			now := s.now()
+			if _, err := tx.Exec(ctx, "UPDATE transactions SET archived = 1, updated_at = ? WHERE id = ?", now, cur.ID); err != nil {
 				return fmt.Errorf("delete transaction: %w", err)
+			}
+			if err := s.reverse(ctx, tx, p.CompanyID, "transaction_id", cur.ID, "transaction "+cur.Key+" was deleted"); err != nil {
+				return err
+			}
+			if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.TransactionDeleted, outbox.KindTransaction, cur.ID, now); err != nil {
+				return err
 			}
 		}
 		out, err = s.txBy(ctx, tx, p, "t.id = ?", cur.ID)
@@ -241,3 +266,5 @@ func (s *Service) ListTransactions(ctx context.Context, p program.Principal, f T
 	page.Apply(&spec, "t")
 	return store.List(ctx, s.db, spec, scanTx)
 }
+
+func (s *Service) now() int64 { return clock.Millis(s.clock) }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -31,10 +32,19 @@ type Customer struct {
 	PartnershipKey string
 	PartnerKey     string
 	Company        CompanyRef
+	// For the reward engine: the partner's email (self-referral checks),
+	// whether the partnership is archived, its group now, and the group it
+	// was in when the customer signed up.
+	CompanyID           int64
+	PartnerEmail        string
+	PartnershipArchived bool
+	GroupID             int64
+	SignupGroupID       *int64
 }
 
 const customerCols = `cu.id, cu.key, cu.customer_key, cu.email, cu.name, cu.provider_key, cu.meta, cu.source_type, cu.test,
-	cu.archived, cu.created_at, cu.updated_at, p.id, p.key, p.partner_key, c.key, c.name`
+	cu.archived, cu.created_at, cu.updated_at, p.id, p.key, p.partner_key, c.key, c.name, p.email, p.archived, p.group_id,
+	cu.group_id, cu.company_id`
 
 const customerFrom = "customers cu JOIN partnerships p ON p.id = cu.partnership_id JOIN companies c ON c.id = cu.company_id"
 
@@ -42,7 +52,8 @@ func scanCustomer(sc store.Scanner) (Customer, error) {
 	var cu Customer
 	var meta string
 	err := sc.Scan(&cu.ID, &cu.Key, &cu.CustomerKey, &cu.Email, &cu.Name, &cu.ProviderKey, &meta, &cu.SourceType, &cu.Test,
-		&cu.Archived, &cu.CreatedAt, &cu.UpdatedAt, &cu.PartnershipID, &cu.PartnershipKey, &cu.PartnerKey, &cu.Company.Key, &cu.Company.Name)
+		&cu.Archived, &cu.CreatedAt, &cu.UpdatedAt, &cu.PartnershipID, &cu.PartnershipKey, &cu.PartnerKey, &cu.Company.Key, &cu.Company.Name,
+		&cu.PartnerEmail, &cu.PartnershipArchived, &cu.GroupID, &cu.SignupGroupID, &cu.CompanyID)
 	if err != nil {
 		return cu, fmt.Errorf("scan customer: %w", err)
 	}
@@ -114,10 +125,10 @@ func (s *Service) CreateCustomer(ctx context.Context, p Principal, in CustomerIn
 
 func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in CustomerInput, email string) (cu Customer, created bool, err error) {
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
-		var partnershipID int64
+		var partnershipID, groupID int64
 		var partnerTest, partnerArchived bool
-		err := tx.QueryRow(ctx, "SELECT id, test, archived FROM partnerships WHERE company_id = ? AND partner_key = ?",
-			p.CompanyID, *in.PartnerKey).Scan(&partnershipID, &partnerTest, &partnerArchived)
+		err := tx.QueryRow(ctx, "SELECT id, group_id, test, archived FROM partnerships WHERE company_id = ? AND partner_key = ?",
+			p.CompanyID, *in.PartnerKey).Scan(&partnershipID, &groupID, &partnerTest, &partnerArchived)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errs.E(errs.Invalid, "'partner_key' does not match any partnership in this program: %s", *in.PartnerKey)
 		}
@@ -157,16 +168,28 @@ func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in Custom
 			xid = in.ClickXID
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO customers (key, company_id, partnership_id, customer_key, email, name, provider_key,
-			meta, source_type, test, created_at, updated_at, click_xid, link_id, sub_ids)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			meta, source_type, test, created_at, updated_at, click_xid, link_id, sub_ids, group_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			key, p.CompanyID, partnershipID, in.CustomerKey, email, deref(in.Name), emptyToNil(in.ProviderKey),
-			rawOr(in.Meta, "{}"), source, store.Bool(p.Test || partnerTest), now, now, xid, linkID, rawOr(in.SubIDs, "{}"))
+			rawOr(in.Meta, "{}"), source, store.Bool(p.Test || partnerTest), now, now, xid, linkID, rawOr(in.SubIDs, "{}"), groupID)
 		if err != nil {
 			return fmt.Errorf("insert customer: %w", err) // a unique violation is retried by CreateCustomer
 		}
 		cu, err = s.customerBy(ctx, tx, Principal{CompanyID: p.CompanyID}, "cu.key = ?", key)
-		created = err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.CustomerCreated, outbox.KindCustomer, cu.ID, now); err != nil {
+			return err
+		}
+		if s.onCustomer != nil {
+			// Sign-up rewards commit with the customer or not at all.
+			if err := s.onCustomer(ctx, tx, cu); err != nil {
+				return fmt.Errorf("reward sign-up: %w", err)
+			}
+		}
+		created = true
+		return nil
 	})
 	return cu, created, err
 }
@@ -293,6 +316,9 @@ func (s *Service) UpdateCustomer(ctx context.Context, p Principal, ident string,
 			}
 			return fmt.Errorf("update customer: %w", err)
 		}
+		if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.CustomerUpdated, outbox.KindCustomer, cur.ID, s.now()); err != nil {
+			return err
+		}
 		out, err = s.customerBy(ctx, tx, p, "cu.id = ?", cur.ID)
 		return err
 	})
@@ -311,6 +337,9 @@ func (s *Service) ArchiveCustomer(ctx context.Context, p Principal, ident string
 		if !cur.Archived {
 			if _, err := tx.Exec(ctx, "UPDATE customers SET archived = 1, updated_at = ? WHERE id = ?", s.now(), cur.ID); err != nil {
 				return fmt.Errorf("archive customer: %w", err)
+			}
+			if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.CustomerDeleted, outbox.KindCustomer, cur.ID, s.now()); err != nil {
+				return err
 			}
 		}
 		out, err = s.customerBy(ctx, tx, p, "cu.id = ?", cur.ID)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -176,6 +177,9 @@ func (s *Service) CreatePartnership(ctx context.Context, p Principal, in Partner
 		if err := createDefaultLink(ctx, tx, p.CompanyID, id, partnerKey, now); err != nil {
 			return err
 		}
+		if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.PartnershipCreated, outbox.KindPartnership, id, now); err != nil {
+			return err
+		}
 		out, err = s.partnershipBy(ctx, tx, Principal{CompanyID: p.CompanyID}, "p.key = ?", key)
 		return err
 	})
@@ -294,6 +298,9 @@ func (s *Service) UpdatePartnership(ctx context.Context, p Principal, ident stri
 			}
 			return fmt.Errorf("update partnership: %w", err)
 		}
+		if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.PartnershipUpdated, outbox.KindPartnership, cur.ID, s.now()); err != nil {
+			return err
+		}
 		out, err = s.partnershipBy(ctx, tx, p, "p.id = ?", cur.ID)
 		return err
 	})
@@ -312,6 +319,9 @@ func (s *Service) ArchivePartnership(ctx context.Context, p Principal, ident str
 		if !cur.Archived {
 			if _, err := tx.Exec(ctx, "UPDATE partnerships SET archived = 1, updated_at = ? WHERE id = ?", s.now(), cur.ID); err != nil {
 				return fmt.Errorf("archive partnership: %w", err)
+			}
+			if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.PartnershipUpdated, outbox.KindPartnership, cur.ID, s.now()); err != nil {
+				return err
 			}
 		}
 		out, err = s.partnershipBy(ctx, tx, p, "p.id = ?", cur.ID)

@@ -27,10 +27,19 @@ const TestPartnerKey = "gstest"
 
 // Service is the program engine's core.
 type Service struct {
-	db    *store.DB
-	clock clock.Clock
-	auth  authCache
+	db         *store.DB
+	clock      clock.Clock
+	auth       authCache
+	onCustomer CustomerHook
 }
+
+// CustomerHook runs inside the transaction that creates a customer; an error
+// rolls the customer back. The reward engine uses it for sign-up rewards.
+type CustomerHook func(ctx context.Context, q store.Querier, cu Customer) error
+
+// OnCustomerCreated sets the hook run for every new customer. It is set once
+// at start-up, before the service is used.
+func (s *Service) OnCustomerCreated(h CustomerHook) { s.onCustomer = h }
 
 // New returns a Service over db.
 func New(db *store.DB, clk clock.Clock) *Service {

@@ -132,7 +132,7 @@ type Page struct {
 	Limit      int
 	After      string
 	Before     string
-	OrderBy    string // "created_at" or "updated_at"
+	OrderBy    string // an integer column of the table: created_at (default), updated_at, ...
 	Desc       bool
 	MinCreated *int64
 	MaxCreated *int64
@@ -148,8 +148,8 @@ func (p Page) Apply(spec *ListSpec, alias string) {
 	spec.Before = p.Before
 	spec.Desc = p.Desc
 	col := "created_at"
-	if p.OrderBy == "updated_at" {
-		col = "updated_at"
+	if p.OrderBy != "" {
+		col = p.OrderBy // validated by the caller against the columns it allows
 	}
 	spec.SortCol = alias + "." + col
 	window := func(v *int64, cond string) {

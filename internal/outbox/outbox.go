@@ -1,0 +1,50 @@
+// Package outbox records events in the same database transaction as the
+// change they describe, so that a webhook is sent for every committed change
+// and for nothing that rolled back. Delivery is the webhooks package's job.
+package outbox
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// Kinds of object an event carries.
+const (
+	KindPartnership = "partnership"
+	KindCustomer    = "customer"
+	KindTransaction = "transaction"
+	KindReward      = "reward"
+	KindPayout      = "payout"
+	KindAction      = "action"
+)
+
+// Event names, in PartnerStack's current dotted form.
+const (
+	PartnershipCreated = "partnership.created"
+	PartnershipUpdated = "partnership.updated"
+	CustomerCreated    = "customer.created"
+	CustomerUpdated    = "customer.updated"
+	CustomerDeleted    = "customer.deleted"
+	TransactionCreated = "transaction.created"
+	TransactionDeleted = "transaction.deleted"
+	RewardCreated      = "reward.created"
+	RewardUpdated      = "reward.updated"
+	PayoutCreated      = "payout.created"
+	PayoutPaid         = "payout.paid"
+)
+
+// Names lists every event a webhook may subscribe to.
+var Names = []string{PartnershipCreated, PartnershipUpdated, CustomerCreated, CustomerUpdated, CustomerDeleted,
+	TransactionCreated, TransactionDeleted, RewardCreated, RewardUpdated, PayoutCreated, PayoutPaid}
+
+// Emit records that name happened to the object (kind, id) of a company. q
+// must be the transaction making the change.
+func Emit(ctx context.Context, q store.Querier, companyID int64, name, kind string, objectID, at int64) error {
+	if _, err := q.Exec(ctx, "INSERT INTO events (company_id, name, kind, object_id, created_at) VALUES (?, ?, ?, ?, ?)",
+		companyID, name, kind, objectID, at); err != nil {
+		return fmt.Errorf("record event %s: %w", name, err)
+	}
+	return nil
+}
