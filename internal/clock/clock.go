@@ -43,3 +43,10 @@ func (m *Manual) Advance(d time.Duration) {
 	m.now = m.now.Add(d)
 	m.mu.Unlock()
 }
+
+// Set moves the clock to t.
+func (m *Manual) Set(t time.Time) {
+	m.mu.Lock()
+	m.now = t
+	m.mu.Unlock()
+}
