@@ -31,6 +31,12 @@ Usage:
   partnerd program tracking-token
                             print a new token for server-to-server conversions
   partnerd partner token    print a new API token for one partnership
+  partnerd offer create|list
+                            create or list a company's offers
+  partnerd payouts run|export
+                            gather a month's approved rewards into payouts, or export them as CSV
+  partnerd rewards recompute
+                            rebuild every unpaid reward from its causes
   partnerd version          print the version
 
 Every command takes --db (env PARTNERD_DB): a SQLite file path (default
@@ -73,6 +79,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New("unknown partner command")
 		}
 		return partnerToken(ctx, args[2:], stdout, stderr)
+	case "offer":
+		return offerCmd(ctx, args[1:], stdout, stderr)
+	case "payouts":
+		return payoutsCmd(ctx, args[1:], stdout, stderr)
+	case "rewards":
+		return rewardsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "partnerd", app.Version)
 		return nil
