@@ -139,11 +139,7 @@ func (s *Service) recordActionOnce(ctx context.Context, p program.Principal, in 
 
 func (s *Service) actionBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Action, error) {
 	query, all := p.Scoped("SELECT "+actionCols+" FROM "+actionFrom, "a.company_id", "a.partnership_id", cond, args...)
-	a, err := scanAction(q.QueryRow(ctx, query, all...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, errs.E(errs.NotFound, "action not found")
-	}
-	return a, err
+	return store.One(ctx, q, "action", scanAction, query, all...)
 }
 
 // ArchiveAction archives an action and reverses its rewards, as PartnerStack

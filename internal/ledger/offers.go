@@ -255,12 +255,8 @@ func (s *Service) CreateOffer(ctx context.Context, p program.Principal, in Offer
 }
 
 func (s *Service) offerBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Offer, error) {
-	o, err := scanOffer(q.QueryRow(ctx, "SELECT "+offerCols+" FROM "+offerFrom+" WHERE o.company_id = ? AND "+cond,
-		append([]any{p.CompanyID}, args...)...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return o, errs.E(errs.NotFound, "offer not found")
-	}
-	return o, err
+	return store.One(ctx, q, "offer", scanOffer, "SELECT "+offerCols+" FROM "+offerFrom+" WHERE o.company_id = ? AND "+cond,
+		append([]any{p.CompanyID}, args...)...)
 }
 
 // GetOffer finds an offer by key.

@@ -227,11 +227,7 @@ func (s *Service) RunScheduled(ctx context.Context) (int, error) {
 
 func (s *Service) payoutBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Payout, error) {
 	query, all := p.Scoped("SELECT "+payoutCols+" FROM "+payoutFrom, "po.company_id", "po.partnership_id", cond, args...)
-	po, err := scanPayout(q.QueryRow(ctx, query, all...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return po, errs.E(errs.NotFound, "payout not found")
-	}
-	return po, err
+	return store.One(ctx, q, "payout", scanPayout, query, all...)
 }
 
 // GetPayout finds a payout by key.

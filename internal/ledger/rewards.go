@@ -100,11 +100,7 @@ func scanReward(sc store.Scanner) (Reward, error) {
 
 func (s *Service) rewardBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Reward, error) {
 	query, all := p.Scoped("SELECT "+rewardCols+" FROM "+rewardFrom, "r.company_id", "r.partnership_id", cond, args...)
-	r, err := scanReward(q.QueryRow(ctx, query, all...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, errs.E(errs.NotFound, "reward not found")
-	}
-	return r, err
+	return store.One(ctx, q, "reward", scanReward, query, all...)
 }
 
 // GetReward finds a reward by key.
@@ -481,12 +477,8 @@ func (s *Service) CreateManualReward(ctx context.Context, p program.Principal, i
 			if t.Archived {
 				return errs.E(errs.Invalid, "transaction %s is deleted and cannot be rewarded", in.TargetKey)
 			}
-			var cid, pid int64
-			if err := tx.QueryRow(ctx, "SELECT customer_id, partnership_id FROM transactions WHERE id = ?", t.ID).Scan(&cid, &pid); err != nil {
-				return fmt.Errorf("find transaction: %w", err)
-			}
-			tid := t.ID
-			r.partnershipID, r.customerID, r.transactionID, test = pid, &cid, &tid, t.Test
+			tid, cid := t.ID, t.CustomerID
+			r.partnershipID, r.customerID, r.transactionID, test = t.PartnershipID, &cid, &tid, t.Test
 		case "partnership":
 			pt, err := s.program.GetPartnership(ctx, p, in.TargetKey)
 			if err != nil {

@@ -52,10 +52,12 @@ type Transaction struct {
 	PartnershipKey string
 	PartnerKey     string
 	Company        program.CompanyRef
+	CustomerID     int64
+	PartnershipID  int64
 }
 
 const txCols = `t.id, t.key, t.amount, t.currency, t.amount_usd, t.category_key, t.product_key, t.metadata, t.test, t.archived,
-	t.created_at, t.updated_at, cu.key, cu.customer_key, cu.email, p.key, p.partner_key, c.key, c.name`
+	t.created_at, t.updated_at, cu.key, cu.customer_key, cu.email, p.key, p.partner_key, c.key, c.name, t.customer_id, t.partnership_id`
 
 const txFrom = `transactions t JOIN customers cu ON cu.id = t.customer_id JOIN partnerships p ON p.id = t.partnership_id
 	JOIN companies c ON c.id = t.company_id`
@@ -65,7 +67,7 @@ func scanTx(sc store.Scanner) (Transaction, error) {
 	var meta string
 	err := sc.Scan(&t.ID, &t.Key, &t.Amount, &t.Currency, &t.AmountUSD, &t.CategoryKey, &t.ProductKey, &meta, &t.Test, &t.Archived,
 		&t.CreatedAt, &t.UpdatedAt, &t.CustomerKey, &t.CustomerExtKey, &t.CustomerEmail, &t.PartnershipKey, &t.PartnerKey,
-		&t.Company.Key, &t.Company.Name)
+		&t.Company.Key, &t.Company.Name, &t.CustomerID, &t.PartnershipID)
 	if err != nil {
 		return t, fmt.Errorf("scan transaction: %w", err)
 	}
@@ -169,7 +171,7 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 	return Transaction{ID: id, Key: key, Amount: in.Amount, Currency: cur, AmountUSD: amountUSD, CategoryKey: in.CategoryKey,
 		ProductKey: in.ProductKey, Metadata: json.RawMessage(meta), Test: test, CreatedAt: created, UpdatedAt: now,
 		CustomerKey: cu.Key, CustomerExtKey: cu.CustomerKey, CustomerEmail: cu.Email, PartnershipKey: cu.PartnershipKey,
-		PartnerKey: cu.PartnerKey, Company: cu.Company}, false, nil
+		PartnerKey: cu.PartnerKey, Company: cu.Company, CustomerID: cu.ID, PartnershipID: cu.PartnershipID}, false, nil
 }
 
 // transactionCause describes a new transaction of cu to the engine. The
@@ -190,11 +192,7 @@ func metadataOrEmpty(m json.RawMessage) string {
 
 func (s *Service) txBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Transaction, error) {
 	query, all := p.Scoped("SELECT "+txCols+" FROM "+txFrom, "t.company_id", "t.partnership_id", cond, args...)
-	t, err := scanTx(q.QueryRow(ctx, query, all...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, errs.E(errs.NotFound, "transaction not found")
-	}
-	return t, err
+	return store.One(ctx, q, "transaction", scanTx, query, all...)
 }
 
 // GetTransaction finds a transaction by its key.

@@ -196,11 +196,7 @@ func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in Custom
 
 func (s *Service) customerBy(ctx context.Context, q store.Querier, p Principal, cond string, args ...any) (Customer, error) {
 	query, all := p.Scoped("SELECT "+customerCols+" FROM "+customerFrom, "cu.company_id", "cu.partnership_id", cond, args...)
-	cu, err := scanCustomer(q.QueryRow(ctx, query, all...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return cu, errs.E(errs.NotFound, "customer not found")
-	}
-	return cu, err
+	return store.One(ctx, q, "customer", scanCustomer, query, all...)
 }
 
 // GetCustomer finds a customer by its key or by the vendor's customer_key.

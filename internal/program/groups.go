@@ -2,9 +2,7 @@ package program
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -82,11 +80,7 @@ func (s *Service) CreateGroup(ctx context.Context, p Principal, in GroupInput) (
 }
 
 func (s *Service) groupBy(ctx context.Context, q store.Querier, companyID int64, cond string, arg any) (Group, error) {
-	g, err := scanGroup(q.QueryRow(ctx, "SELECT "+groupCols+" FROM groups g WHERE g.company_id = ? AND "+cond, companyID, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return g, errs.E(errs.NotFound, "group not found")
-	}
-	return g, err
+	return store.One(ctx, q, "group", scanGroup, "SELECT "+groupCols+" FROM groups g WHERE g.company_id = ? AND "+cond, companyID, arg)
 }
 
 // ListGroups lists the company's groups.

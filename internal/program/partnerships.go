@@ -209,11 +209,7 @@ func rawOr(r json.RawMessage, def string) string {
 
 func (s *Service) partnershipBy(ctx context.Context, q store.Querier, p Principal, cond string, args ...any) (Partnership, error) {
 	query, all := p.Scoped("SELECT "+partnershipCols+" FROM "+partnershipFrom, "p.company_id", "p.id", cond, args...)
-	out, err := scanPartnership(q.QueryRow(ctx, query, all...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return out, errs.E(errs.NotFound, "partnership not found")
-	}
-	return out, err
+	return store.One(ctx, q, "partnership", scanPartnership, query, all...)
 }
 
 // GetPartnership finds a partnership by its key, its partner key or its

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -182,4 +183,15 @@ func (s *ListSpec) WhereSet(cond, v string) {
 func (s *ListSpec) Where(cond string, args ...any) {
 	s.Filters = append(s.Filters, cond)
 	s.FilterArgs = append(s.FilterArgs, args...)
+}
+
+// One runs a query that names at most one row and scans it. No row is an
+// errs.NotFound saying "<what> not found", the answer every look-up by key
+// gives.
+func One[T any](ctx context.Context, q Querier, what string, scan func(Scanner) (T, error), query string, args ...any) (T, error) {
+	v, err := scan(q.QueryRow(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, errs.E(errs.NotFound, "%s not found", what)
+	}
+	return v, err
 }

@@ -6,9 +6,7 @@ package webhooks
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -131,11 +129,7 @@ func (s *Service) Create(ctx context.Context, p program.Principal, in Input) (We
 
 // Get finds a webhook by key.
 func (s *Service) Get(ctx context.Context, p program.Principal, key string) (Webhook, error) {
-	w, err := scanWebhook(s.db.QueryRow(ctx, "SELECT "+webhookCols+" FROM webhooks w WHERE w.company_id = ? AND w.key = ?", p.CompanyID, key))
-	if errors.Is(err, sql.ErrNoRows) {
-		return w, errs.E(errs.NotFound, "webhook not found")
-	}
-	return w, err
+	return store.One(ctx, s.db, "webhook", scanWebhook, "SELECT "+webhookCols+" FROM webhooks w WHERE w.company_id = ? AND w.key = ?", p.CompanyID, key)
 }
 
 // Update changes a webhook's URL or events.
