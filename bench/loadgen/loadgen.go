@@ -3,8 +3,10 @@
 package loadgen
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,7 +19,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/partnerd/partnerd/internal/store"
 )
 
 // BuildPartnerd builds the partnerd binary into dir (run from the
@@ -273,3 +278,40 @@ func Prepare(f Flags, want int, next func(base string) func(w, i int) (*http.Req
 
 // Close removes the working directory.
 func (b *Bench) Close() { os.RemoveAll(b.Dir) }
+
+// ResetDB empties the benchmark database so the next StartPartnerd begins
+// from nothing: the SQLite file in dir is removed, a PostgreSQL database
+// gets a new empty public schema.
+func ResetDB(ctx context.Context, dir, dbArg string) error {
+	if dbArg == "sqlite" {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(filepath.Join(dir, "bench.db"+suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove the benchmark database: %w", err)
+			}
+		}
+		return nil
+	}
+	db, err := store.Open(ctx, dbArg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(ctx, "DROP SCHEMA IF EXISTS public CASCADE"); err != nil {
+		return fmt.Errorf("reset the benchmark database: %w", err)
+	}
+	if _, err := db.Exec(ctx, "CREATE SCHEMA public"); err != nil {
+		return fmt.Errorf("reset the benchmark database: %w", err)
+	}
+	return nil
+}
+
+// Stop shuts partnerd down gracefully (SIGTERM) and waits for it.
+func (p *Partnerd) Stop() error {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop partnerd: %w", err)
+	}
+	if err := p.Cmd.Wait(); err != nil {
+		return fmt.Errorf("partnerd exited badly: %w", err)
+	}
+	return nil
+}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"syscall"
 
 	"github.com/partnerd/partnerd/bench/loadgen"
 	"github.com/partnerd/partnerd/internal/store"
@@ -61,9 +60,8 @@ func run(f loadgen.Flags) error {
 	res := loadgen.Run(f.Conc, f.Dur, http.StatusFound, clicks(pd.Base), nil)
 	// Graceful stop: the server finishes what is in flight and writes its
 	// click buffer before exiting.
-	_ = pd.Cmd.Process.Signal(syscall.SIGTERM)
-	if err := pd.Cmd.Wait(); err != nil {
-		return fmt.Errorf("partnerd did not stop cleanly: %w", err)
+	if err := pd.Stop(); err != nil {
+		return err
 	}
 	ctx := context.Background()
 	dbh, err := store.Open(ctx, pd.DSN)

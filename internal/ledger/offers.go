@@ -247,6 +247,9 @@ func (s *Service) CreateOffer(ctx context.Context, p program.Principal, in Offer
 			o.GroupID, now, now); err != nil {
 			return fmt.Errorf("insert offer: %w", err)
 		}
+		if err := bumpOffers(ctx, tx, p.CompanyID); err != nil {
+			return err
+		}
 		var err error
 		out, err = s.offerBy(ctx, tx, p, "o.key = ?", key)
 		return err
@@ -288,6 +291,9 @@ func (s *Service) UpdateOffer(ctx context.Context, p program.Principal, key stri
 			o.MaxTransactions, o.ProductKey, o.CategoryKey, o.ActionType, o.HoldDays, o.GroupID, s.now(), o.ID); err != nil {
 			return fmt.Errorf("update offer: %w", err)
 		}
+		if err := bumpOffers(ctx, tx, p.CompanyID); err != nil {
+			return err
+		}
 		out, err = s.offerBy(ctx, tx, p, "o.id = ?", o.ID)
 		return err
 	})
@@ -309,6 +315,9 @@ func (s *Service) ArchiveOffer(ctx context.Context, p program.Principal, key str
 			if _, err := tx.Exec(ctx, "UPDATE offers SET archived = 1, updated_at = ? WHERE id = ?", s.now(), o.ID); err != nil {
 				return fmt.Errorf("archive offer: %w", err)
 			}
+			if err := bumpOffers(ctx, tx, p.CompanyID); err != nil {
+				return err
+			}
 		}
 		out, err = s.offerBy(ctx, tx, p, "o.id = ?", o.ID)
 		return err
@@ -325,27 +334,4 @@ func (s *Service) ListOffers(ctx context.Context, p program.Principal, includeAr
 	}
 	page.Apply(&spec, "o")
 	return store.List(ctx, s.db, spec, scanOffer)
-}
-
-// activeOffers loads a company's live offers for one trigger, oldest first
-// (the order rewards are created and explained in).
-func activeOffers(ctx context.Context, q store.Querier, companyID int64, trigger string) ([]Offer, error) {
-	rows, err := q.Query(ctx, "SELECT "+offerCols+" FROM "+offerFrom+" WHERE o.company_id = ? AND o.trigger_on = ? AND o.archived = 0 ORDER BY o.id",
-		companyID, trigger)
-	if err != nil {
-		return nil, fmt.Errorf("load offers: %w", err)
-	}
-	defer rows.Close()
-	var out []Offer
-	for rows.Next() {
-		o, err := scanOffer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("load offers: %w", err)
-	}
-	return out, nil
 }

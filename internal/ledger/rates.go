@@ -68,6 +68,17 @@ func usdAmount(ctx context.Context, q store.Querier, companyID, amount int64, cu
 	if currency == "USD" {
 		return &amount, nil
 	}
+	r, err := usdRate(ctx, q, companyID, currency, at)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	v := money.ToUSD(amount, currency, r)
+	return &v, nil
+}
+
+// usdRate is the company's rate for currency on the day of at, or nil when
+// it has loaded none for that day or before.
+func usdRate(ctx context.Context, q store.Querier, companyID int64, currency string, at int64) (*big.Rat, error) {
 	var rate string
 	err := q.QueryRow(ctx, `SELECT usd_rate FROM exchange_rates WHERE company_id = ? AND currency = ? AND day <= ?
 		ORDER BY day DESC LIMIT 1`, companyID, currency, day(at)).Scan(&rate)
@@ -81,6 +92,5 @@ func usdAmount(ctx context.Context, q store.Querier, companyID, amount int64, cu
 	if !ok {
 		return nil, fmt.Errorf("stored exchange rate %q for %s is not a number", rate, currency)
 	}
-	v := money.ToUSD(amount, currency, r)
-	return &v, nil
+	return r, nil
 }

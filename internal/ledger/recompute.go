@@ -43,7 +43,7 @@ func (s *Service) Recompute(ctx context.Context, companyID int64) (RecomputeResu
 	var res RecomputeResult
 	var offers []Offer
 	for _, trig := range []string{TriggerCustomer, TriggerTransaction, TriggerAction} {
-		o, err := activeOffers(ctx, s.db, companyID, trig)
+		o, err := s.activeOffers(ctx, s.db, companyID, trig)
 		if err != nil {
 			return res, err
 		}
@@ -314,11 +314,11 @@ func (s *Service) ExplainTransaction(ctx context.Context, p program.Principal, k
 		return out, fmt.Errorf("load transaction: %w", err)
 	}
 	c.customerID = &cid
-	offers, err := activeOffers(ctx, s.db, p.CompanyID, TriggerTransaction)
+	offers, err := s.activeOffers(ctx, s.db, p.CompanyID, TriggerTransaction)
 	if err != nil {
 		return out, err
 	}
-	if err := s.loadHistory(ctx, s.db, &c); err != nil {
+	if err := s.loadHistory(ctx, s.db, &c, true); err != nil {
 		return out, err
 	}
 	outs, blocked, why := evaluate(offers, c)

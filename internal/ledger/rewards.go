@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
+	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/money"
@@ -133,33 +135,86 @@ type newReward struct {
 // insertReward writes r unless its dedupe key is taken (then it returns
 // id 0): a cause can earn from an offer once, however often it is replayed.
 func (s *Service) insertReward(ctx context.Context, q store.Querier, r newReward) (int64, error) {
-	usd, err := usdAmount(ctx, q, r.companyID, r.amount, r.currency, r.at)
-	if err != nil {
+	ids, err := s.insertRewards(ctx, q, []newReward{r})
+	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	ex, err := json.Marshal(r.explanation)
-	if err != nil {
-		return 0, fmt.Errorf("encode explanation: %w", err)
+	return ids[0], nil
+}
+
+// rewardInsertCols are the columns insertRewards writes, one placeholder each.
+const rewardInsertCols = `key, company_id, partnership_id, offer_id, customer_id, transaction_id, action_id, reverses_id, source,
+	dedupe, amount, currency, amount_usd, description, status, hold_reason, explanation, ready_at, test, created_at, updated_at`
+
+const rewardPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+// insertRewards writes the rewards of one company in one statement (a
+// transaction paying three offers is one round trip, not three) and emits
+// reward.created for each. Rows whose dedupe key is taken are skipped; the
+// ids of the rows written are returned, in no particular order.
+func (s *Service) insertRewards(ctx context.Context, q store.Querier, rs []newReward) ([]int64, error) {
+	if len(rs) == 0 {
+		return nil, nil
 	}
 	now := s.now()
-	var id int64
-	err = q.QueryRow(ctx, `INSERT INTO rewards (key, company_id, partnership_id, offer_id, customer_id, transaction_id, action_id,
-		reverses_id, source, dedupe, amount, currency, amount_usd, description, status, hold_reason, explanation, ready_at, test,
-		created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (company_id, dedupe) DO NOTHING RETURNING id`,
-		secret.Key("rwrd"), r.companyID, r.partnershipID, r.offerID, r.customerID, r.transactionID, r.actionID, r.reversesID,
-		r.source, r.dedupe, r.amount, r.currency, usd, r.description, r.status, r.holdReason, string(ex), r.readyAt,
-		store.Bool(r.test), now, now).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+	args := make([]any, 0, 21*len(rs))
+	type rateKey struct {
+		currency string
+		day      string
 	}
+	rates := map[rateKey]*big.Rat{} // the rewards of one cause share its currency and day
+	for _, r := range rs {
+		var usd *int64
+		if r.currency == "USD" {
+			usd = &r.amount
+		} else {
+			k := rateKey{r.currency, day(r.at)}
+			rate, seen := rates[k]
+			if !seen {
+				var err error
+				if rate, err = usdRate(ctx, q, r.companyID, r.currency, r.at); err != nil {
+					return nil, err
+				}
+				rates[k] = rate
+			}
+			if rate != nil {
+				v := money.ToUSD(r.amount, r.currency, rate)
+				usd = &v
+			}
+		}
+		ex, err := json.Marshal(r.explanation)
+		if err != nil {
+			return nil, fmt.Errorf("encode explanation: %w", err)
+		}
+		// Time-ordered keys: the unique index on key takes new rewards at
+		// its end instead of on a random page per insert.
+		args = append(args, secret.OrderedKey("rwrd", time.UnixMilli(now)), r.companyID, r.partnershipID, r.offerID, r.customerID,
+			r.transactionID, r.actionID, r.reversesID, r.source, r.dedupe, r.amount, r.currency, usd, r.description, r.status,
+			r.holdReason, string(ex), r.readyAt, store.Bool(r.test), now, now)
+	}
+	query := "INSERT INTO rewards (" + rewardInsertCols + ") VALUES " + strings.Repeat(rewardPlaceholders+", ", len(rs)-1) +
+		rewardPlaceholders + " ON CONFLICT (company_id, dedupe) DO NOTHING RETURNING id"
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
-		return 0, fmt.Errorf("insert reward: %w", err)
+		return nil, fmt.Errorf("insert rewards: %w", err)
 	}
-	if err := outbox.Emit(ctx, q, r.companyID, outbox.RewardCreated, outbox.KindReward, id, now); err != nil {
-		return 0, err
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert rewards: %w", err)
+		}
+		ids = append(ids, id)
 	}
-	return id, nil
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert rewards: %w", err)
+	}
+	if err := outbox.EmitAll(ctx, q, rs[0].companyID, outbox.RewardCreated, outbox.KindReward, ids, now); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // reward turns the engine's draft for c into a row: held when it looks like
@@ -191,41 +246,47 @@ func (s *Service) earn(ctx context.Context, q store.Querier, companyID int64, c 
 	if c.test || c.archived || c.partnerGone {
 		return nil // nothing can earn; skip loading offers
 	}
-	offers, err := activeOffers(ctx, q, companyID, c.kind)
+	offers, err := s.activeOffers(ctx, q, companyID, c.kind)
 	if err != nil || len(offers) == 0 {
 		return err
 	}
-	if c.kind == TriggerTransaction && needsHistory(offers) {
-		if err := s.loadHistory(ctx, q, &c); err != nil {
+	if first, rank := needsHistory(offers); c.kind == TriggerTransaction && first {
+		if err := s.loadHistory(ctx, q, &c, rank); err != nil {
 			return err
 		}
 	}
 	outs, _, _ := evaluate(offers, c)
+	var rs []newReward
 	for _, o := range outs {
 		if o.reward != nil {
-			if _, err := s.insertReward(ctx, q, s.reward(companyID, c, *o.reward)); err != nil {
-				return err
-			}
+			rs = append(rs, s.reward(companyID, c, *o.reward))
 		}
 	}
-	return nil
+	_, err = s.insertRewards(ctx, q, rs)
+	return err
 }
 
 // needsHistory says whether any offer looks at the customer's earlier
-// transactions (a recurring window or a cap).
-func needsHistory(offers []Offer) bool {
+// transactions: first for a recurring window or a cap, rank only for a cap.
+// The rank counts the customer's transactions, so it is skipped when no
+// offer needs it.
+func needsHistory(offers []Offer) (first, rank bool) {
 	for _, o := range offers {
 		if o.DurationMonths != nil || o.MaxTransactions != nil {
-			return true
+			first = true
+		}
+		if o.MaxTransactions != nil {
+			rank = true
 		}
 	}
-	return false
+	return first, rank
 }
 
-// loadHistory finds the customer's first positive transaction and the rank
-// of c among its positive transactions, by arrival order (id), so that a
-// backdated or deleted transaction never changes which one was first.
-func (s *Service) loadHistory(ctx context.Context, q store.Querier, c *cause) error {
+// loadHistory finds the customer's first positive transaction and, if
+// withRank, the rank of c among its positive transactions, by arrival order
+// (id), so that a backdated or deleted transaction never changes which one
+// was first.
+func (s *Service) loadHistory(ctx context.Context, q store.Querier, c *cause, withRank bool) error {
 	if c.customerID == nil {
 		return nil
 	}
@@ -236,7 +297,7 @@ func (s *Service) loadHistory(ctx context.Context, q store.Querier, c *cause) er
 	} else if err != nil {
 		return fmt.Errorf("find first transaction: %w", err)
 	}
-	if c.amount <= 0 {
+	if c.amount <= 0 || !withRank {
 		c.rank = 0
 		return nil
 	}

@@ -24,11 +24,12 @@ type Service struct {
 	db      *store.DB
 	clock   clock.Clock
 	program *program.Service
+	offers  *offerCache
 }
 
 // New returns a ledger over db.
 func New(db *store.DB, clk clock.Clock, prog *program.Service) *Service {
-	return &Service{db: db, clock: clk, program: prog}
+	return &Service{db: db, clock: clk, program: prog, offers: &offerCache{m: map[int64]offerSet{}}}
 }
 
 // Transaction is a payment (or, with a negative amount, an adjustment) by a

@@ -6,6 +6,7 @@ package outbox
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -45,6 +46,27 @@ func Emit(ctx context.Context, q store.Querier, companyID int64, name, kind stri
 	if _, err := q.Exec(ctx, "INSERT INTO events (company_id, name, kind, object_id, created_at) VALUES (?, ?, ?, ?, ?)",
 		companyID, name, kind, objectID, at); err != nil {
 		return fmt.Errorf("record event %s: %w", name, err)
+	}
+	return nil
+}
+
+// EmitAll records that name happened to each of the objects (kind, ids) in
+// one statement, for a write that creates several objects at once.
+func EmitAll(ctx context.Context, q store.Querier, companyID int64, name, kind string, ids []int64, at int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if len(ids) == 1 {
+		return Emit(ctx, q, companyID, name, kind, ids[0], at)
+	}
+	args := make([]any, 0, 5*len(ids))
+	for _, id := range ids {
+		args = append(args, companyID, name, kind, id, at)
+	}
+	query := "INSERT INTO events (company_id, name, kind, object_id, created_at) VALUES " +
+		strings.Repeat("(?, ?, ?, ?, ?), ", len(ids)-1) + "(?, ?, ?, ?, ?)"
+	if _, err := q.Exec(ctx, query, args...); err != nil {
+		return fmt.Errorf("record %d %s events: %w", len(ids), name, err)
 	}
 	return nil
 }

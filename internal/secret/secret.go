@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"time"
 )
 
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -39,6 +40,26 @@ func Random(n int) string {
 // Key returns an object key: prefix, underscore and 14 base62 characters
 // (about 83 bits), the shape PartnerStack's keys have.
 func Key(prefix string) string { return prefix + "_" + Random(14) }
+
+// Ordered returns 14 base62 characters: 7 of t's epoch milliseconds, then 7
+// random ones. Values made later sort later (the alphabet is in byte
+// order), so a unique index takes new rows at its end instead of dirtying
+// a page all over it on every insert; 41 random bits keep two values made
+// in the same millisecond apart. Not for secrets: the time is readable.
+func Ordered(t time.Time) string {
+	ms := uint64(t.UnixMilli())
+	var b [14]byte
+	for i := 6; i >= 0; i-- {
+		b[i] = alphabet[ms%62]
+		ms /= 62
+	}
+	copy(b[7:], Random(7))
+	return string(b[:])
+}
+
+// OrderedKey is an object key like Key whose characters are Ordered, for
+// objects written at a high rate.
+func OrderedKey(prefix string, t time.Time) string { return prefix + "_" + Ordered(t) }
 
 // Token returns a secret: prefix, underscore and 40 base62 characters (about
 // 238 bits), enough that a stored hash cannot be reversed by guessing.

@@ -344,23 +344,9 @@ func (s *Service) Flush(ctx context.Context) error {
 
 var clickCols = []string{"xid", "company_id", "partnership_id", "link_id", "sub_ids", "referrer", "user_agent", "ip_hash", "test", "created_at"}
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-// newXID makes a click id: 7 base62 characters of epoch milliseconds, then 7
-// random ones. Ids made later sort later, so the unique index takes new
-// clicks at its end instead of all over it; 41 random bits keep two clicks
-// in the same millisecond apart. A click id is not a secret (it travels in
-// the landing URL).
-func newXID(t time.Time) string {
-	ms := uint64(t.UnixMilli())
-	var b [14]byte
-	for i := 6; i >= 0; i-- {
-		b[i] = base62[ms%62]
-		ms /= 62
-	}
-	copy(b[7:], secret.Random(7))
-	return string(b[:])
-}
+// newXID makes a click id, time-ordered (see secret.Ordered). A click id
+// is not a secret (it travels in the landing URL).
+func newXID(t time.Time) string { return secret.Ordered(t) }
 
 // Close stops the flusher and writes every click still buffered. Call it
 // after the HTTP server has stopped serving redirects.
