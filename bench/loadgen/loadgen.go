@@ -179,12 +179,13 @@ func StartBare() (string, func(), error) {
 // Partnerd is a partnerd server started as a child process, with one
 // company, so that a benchmark can kill or stop it as an operator would.
 type Partnerd struct {
-	Base      string
-	DSN       string
-	Engine    string
-	PublicKey string
-	SecretKey string
-	Cmd       *exec.Cmd
+	Base       string
+	DSN        string
+	Engine     string
+	CompanyKey string
+	PublicKey  string
+	SecretKey  string
+	Cmd        *exec.Cmd
 }
 
 // StartPartnerd creates a company (with website, if given) in a fresh
@@ -203,6 +204,7 @@ func StartPartnerd(bin, dir, dbArg, website string) (*Partnerd, error) {
 		return nil, fmt.Errorf("program create: %w", err)
 	}
 	var keys struct {
+		CompanyKey string `json:"company_key"`
 		Production struct {
 			PublicKey string `json:"public_key"`
 			SecretKey string `json:"secret_key"`
@@ -211,7 +213,7 @@ func StartPartnerd(bin, dir, dbArg, website string) (*Partnerd, error) {
 	if err := json.Unmarshal(out, &keys); err != nil {
 		return nil, fmt.Errorf("program create output: %w", err)
 	}
-	p.PublicKey, p.SecretKey = keys.Production.PublicKey, keys.Production.SecretKey
+	p.CompanyKey, p.PublicKey, p.SecretKey = keys.CompanyKey, keys.Production.PublicKey, keys.Production.SecretKey
 	addr := FreeAddr()
 	p.Cmd = exec.Command(bin, "serve", "--db", p.DSN, "--addr", addr)
 	if err := p.Cmd.Start(); err != nil {

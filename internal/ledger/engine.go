@@ -34,6 +34,7 @@ type cause struct {
 	categoryKey *string
 	firstID     int64 // the customer's first positive transaction (by arrival)
 	firstAt     int64 // its created_at
+	firstKnown  bool  // firstID and firstAt are set (from the customer row)
 	rank        int   // 1 for the customer's first positive transaction, 0 for a negative one
 
 	// actions

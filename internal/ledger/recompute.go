@@ -19,6 +19,10 @@ type RecomputeResult struct {
 	Archived int
 }
 
+// recomputeInsertRows is how many missing rewards go into one INSERT (21
+// parameters each, far below either engine's limit).
+const recomputeInsertRows = 200
+
 // recomputeChunk is how many customers (or actions) one pass loads and
 // rewrites in one transaction.
 const recomputeChunk = 2000
@@ -217,6 +221,13 @@ func (s *Service) reconcile(ctx context.Context, q store.Querier, companyID int6
 	have map[string]existing, res *RecomputeResult) error {
 	now := s.now()
 	want := map[string]bool{}
+	var create []newReward
+	flush := func() error {
+		ids, err := s.insertRewards(ctx, q, create)
+		res.Created += len(ids)
+		create = create[:0]
+		return err
+	}
 	for _, c := range causes {
 		res.Causes++
 		outs, _, _ := evaluate(offers, c)
@@ -228,10 +239,12 @@ func (s *Service) reconcile(ctx context.Context, q store.Querier, companyID int6
 			want[d.dedupe] = true
 			e, ok := have[d.dedupe]
 			if !ok {
-				if _, err := s.insertReward(ctx, q, s.reward(companyID, c, d)); err != nil {
-					return err
+				create = append(create, s.reward(companyID, c, d))
+				if len(create) == recomputeInsertRows {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
-				res.Created++
 				continue
 			}
 			if e.status == StatusPaid || e.archived {
@@ -261,6 +274,11 @@ func (s *Service) reconcile(ctx context.Context, q store.Querier, companyID int6
 				return err
 			}
 			res.Updated++
+		}
+	}
+	if len(create) > 0 {
+		if err := flush(); err != nil {
+			return err
 		}
 	}
 	for dedupe, e := range have {

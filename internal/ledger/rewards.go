@@ -290,12 +290,14 @@ func (s *Service) loadHistory(ctx context.Context, q store.Querier, c *cause, wi
 	if c.customerID == nil {
 		return nil
 	}
-	err := q.QueryRow(ctx, "SELECT id, created_at FROM transactions WHERE customer_id = ? AND amount > 0 ORDER BY id LIMIT 1",
-		*c.customerID).Scan(&c.firstID, &c.firstAt)
-	if errors.Is(err, sql.ErrNoRows) {
-		c.firstID, c.firstAt = c.id, c.createdAt
-	} else if err != nil {
-		return fmt.Errorf("find first transaction: %w", err)
+	if !c.firstKnown {
+		err := q.QueryRow(ctx, "SELECT id, created_at FROM transactions WHERE customer_id = ? AND amount > 0 ORDER BY id LIMIT 1",
+			*c.customerID).Scan(&c.firstID, &c.firstAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			c.firstID, c.firstAt = c.id, c.createdAt
+		} else if err != nil {
+			return fmt.Errorf("find first transaction: %w", err)
+		}
 	}
 	if c.amount <= 0 || !withRank {
 		c.rank = 0

@@ -154,8 +154,12 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 		if err := outbox.Emit(ctx, q, p.CompanyID, outbox.TransactionCreated, outbox.KindTransaction, id, now); err != nil {
 			return err
 		}
+		c := transactionCause(cu, id, in.Amount, cur, in.ProductKey, in.CategoryKey, test, created)
+		if err := firstPaid(ctx, q, cu, &c); err != nil {
+			return err
+		}
 		// The rewards commit with the transaction or not at all.
-		return s.earn(ctx, q, p.CompanyID, transactionCause(cu, id, in.Amount, cur, in.ProductKey, in.CategoryKey, test, created))
+		return s.earn(ctx, q, p.CompanyID, c)
 	})
 	if err == nil && taken {
 		err = sql.ErrNoRows
@@ -173,6 +177,39 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 		ProductKey: in.ProductKey, Metadata: json.RawMessage(meta), Test: test, CreatedAt: created, UpdatedAt: now,
 		CustomerKey: cu.Key, CustomerExtKey: cu.CustomerKey, CustomerEmail: cu.Email, PartnershipKey: cu.PartnershipKey,
 		PartnerKey: cu.PartnerKey, Company: cu.Company, CustomerID: cu.ID, PartnershipID: cu.PartnershipID}, false, nil
+}
+
+// firstPaid sets c's first positive transaction from the customer row,
+// recording c there when c is it. The row was read before the write: a
+// first transaction stamped since then is found by asking again inside it,
+// which happens only until the customer has paid once.
+func firstPaid(ctx context.Context, q store.Querier, cu program.Customer, c *cause) error {
+	id, at := cu.FirstPaidID, cu.FirstPaidAt
+	if id == nil {
+		if c.amount > 0 {
+			// "first_paid_id > ?" lets a lower id win a race between two
+			// nodes, so the row converges on the first by arrival.
+			res, err := q.Exec(ctx, `UPDATE customers SET first_paid_id = ?, first_paid_at = ?
+				WHERE id = ? AND (first_paid_id IS NULL OR first_paid_id > ?)`, c.id, c.createdAt, cu.ID, c.id)
+			if err != nil {
+				return fmt.Errorf("record first transaction: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("record first transaction: %w", err)
+			} else if n == 1 {
+				c.firstID, c.firstAt, c.firstKnown = c.id, c.createdAt, true
+				return nil
+			}
+		}
+		if err := q.QueryRow(ctx, "SELECT first_paid_id, first_paid_at FROM customers WHERE id = ?", cu.ID).Scan(&id, &at); err != nil {
+			return fmt.Errorf("read first transaction: %w", err)
+		}
+	}
+	c.firstID, c.firstAt, c.firstKnown = c.id, c.createdAt, true
+	if id != nil && at != nil {
+		c.firstID, c.firstAt = *id, *at
+	}
+	return nil
 }
 
 // transactionCause describes a new transaction of cu to the engine. The
