@@ -498,6 +498,26 @@ func TestWebhooksAreSignedQueuedAndRetried(t *testing.T) {
 		if len(got) != 2 {
 			t.Fatalf("unsubscribed events were sent: %d deliveries", len(got))
 		}
+		// transaction.created is written in the same statement as the
+		// transaction on PostgreSQL, in a second one on SQLite.
+		txHook := newReceiver(t, 0)
+		th := e.must("POST", "/api/v2/webhooks", e.prod, map[string]any{"target_url": txHook.url, "events": []string{"transaction.created"}}).data()
+		e.must("POST", "/api/v2/transactions", e.prod, map[string]any{"customer_external_key": "c1", "amount": 1200, "currency": "USD", "key": "tx-hook"})
+		e.must("POST", "/api/v2/transactions", e.prod, map[string]any{"customer_external_key": "c1", "amount": 1200, "currency": "USD", "key": "tx-hook"}) // a replay: no second event
+		txGot := txHook.wait(t, 1)
+		var txBody map[string]any
+		if len(txGot) == 1 {
+			_ = json.Unmarshal(txGot[0].body, &txBody)
+		}
+		if len(txGot) != 1 || txGot[0].event != "transaction.created" || txBody["key"] != "tx-hook" || num(txBody["amount"]) != 1200 {
+			t.Fatalf("transaction.created deliveries: %v", txGot)
+		}
+		if _, err := e.app.Webhooks.Fanout(ctx); err != nil { // whatever the replay queued is now in the log
+			t.Fatal(err)
+		}
+		if log := e.must("GET", "/api/v2/webhooks/"+th["key"].(string)+"/deliveries", e.prod, nil).body["data"].([]any); len(log) != 1 {
+			t.Fatalf("a replayed transaction queued another event: %v", log)
+		}
 
 		// A failing endpoint is retried with backoff; the log shows it.
 		flaky := newReceiver(t, 2)

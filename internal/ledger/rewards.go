@@ -150,7 +150,7 @@ const rewardPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 
 // insertRewards writes the rewards of one company in one statement (a
 // transaction paying three offers is one round trip, not three) and emits
-// reward.created for each. Rows whose dedupe key is taken are skipped; the
+// reward.created for each (in the same statement on PostgreSQL). Rows whose dedupe key is taken are skipped; the
 // ids of the rows written are returned, in no particular order.
 func (s *Service) insertRewards(ctx context.Context, q store.Querier, rs []newReward) ([]int64, error) {
 	if len(rs) == 0 {
@@ -194,25 +194,9 @@ func (s *Service) insertRewards(ctx context.Context, q store.Querier, rs []newRe
 	}
 	query := "INSERT INTO rewards (" + rewardInsertCols + ") VALUES " + strings.Repeat(rewardPlaceholders+", ", len(rs)-1) +
 		rewardPlaceholders + " ON CONFLICT (company_id, dedupe) DO NOTHING RETURNING id"
-	rows, err := q.Query(ctx, query, args...)
+	ids, err := outbox.InsertAll(ctx, q, query, args, rs[0].companyID, outbox.RewardCreated, outbox.KindReward, now)
 	if err != nil {
 		return nil, fmt.Errorf("insert rewards: %w", err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("insert rewards: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("insert rewards: %w", err)
-	}
-	if err := outbox.EmitAll(ctx, q, rs[0].companyID, outbox.RewardCreated, outbox.KindReward, ids, now); err != nil {
-		return nil, err
 	}
 	return ids, nil
 }

@@ -139,19 +139,16 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 		if amountUSD, err = usdAmount(ctx, q, p.CompanyID, in.Amount, cur, created); err != nil {
 			return err
 		}
-		err = q.QueryRow(ctx, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd,
-			category_key, product_key, metadata, test, created_at, updated_at, group_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (company_id, key) DO NOTHING RETURNING id`,
-			key, p.CompanyID, cu.ID, cu.PartnershipID, in.Amount, cur, amountUSD, in.CategoryKey, in.ProductKey,
-			meta, store.Bool(test), created, now, cu.GroupID).Scan(&id)
+		id, err = outbox.Insert(ctx, q, `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency,
+			amount_usd, category_key, product_key, metadata, test, created_at, updated_at, group_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, key) DO NOTHING RETURNING id`,
+			[]any{key, p.CompanyID, cu.ID, cu.PartnershipID, in.Amount, cur, amountUSD, in.CategoryKey, in.ProductKey,
+				meta, store.Bool(test), created, now, cu.GroupID}, p.CompanyID, outbox.TransactionCreated, outbox.KindTransaction, now)
 		if errors.Is(err, sql.ErrNoRows) {
 			taken = true
 			return nil
 		}
 		if err != nil {
-			return err
-		}
-		if err := outbox.Emit(ctx, q, p.CompanyID, outbox.TransactionCreated, outbox.KindTransaction, id, now); err != nil {
 			return err
 		}
 		c := transactionCause(cu, id, in.Amount, cur, in.ProductKey, in.CategoryKey, test, created)

@@ -5,6 +5,7 @@ package outbox
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -69,4 +70,55 @@ func EmitAll(ctx context.Context, q store.Querier, companyID int64, name, kind s
 		return fmt.Errorf("record %d %s events: %w", len(ids), name, err)
 	}
 	return nil
+}
+
+// Insert runs insert, an INSERT … RETURNING id of one row, and records that
+// name happened to the new row, like InsertAll. When insert writes no row
+// (ON CONFLICT DO NOTHING) it returns sql.ErrNoRows and records nothing.
+func Insert(ctx context.Context, q store.Querier, insert string, args []any, companyID int64, name, kind string, at int64) (int64, error) {
+	ids, err := InsertAll(ctx, q, insert, args, companyID, name, kind, at)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, sql.ErrNoRows
+	}
+	return ids[0], nil
+}
+
+// InsertAll runs insert, an INSERT … RETURNING id, and records that name
+// happened to each row it wrote; it returns their ids in no particular
+// order. On PostgreSQL the rows and their events go in one statement (a
+// data-modifying WITH), so the single writer of a group commit waits on one
+// round trip instead of two; on SQLite a statement costs no round trip and
+// the events are a second statement.
+func InsertAll(ctx context.Context, q store.Querier, insert string, args []any, companyID int64, name, kind string, at int64) ([]int64, error) {
+	if q.Dialect() == store.Postgres {
+		insert = "WITH ins AS (" + insert + "), ev AS (INSERT INTO events (company_id, name, kind, object_id, created_at) " +
+			"SELECT ?, ?, ?, id, ? FROM ins) SELECT id FROM ins"
+		args = append(args, companyID, name, kind, at)
+	}
+	rows, err := q.Query(ctx, insert, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if q.Dialect() != store.Postgres {
+		if err := EmitAll(ctx, q, companyID, name, kind, ids, at); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
 }
