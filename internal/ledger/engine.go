@@ -35,7 +35,11 @@ type cause struct {
 	firstID     int64 // the customer's first positive transaction (by arrival)
 	firstAt     int64 // its created_at
 	firstKnown  bool  // firstID and firstAt are set (from the customer row)
-	rank        int   // 1 for the customer's first positive transaction, 0 for a negative one
+
+	// offersVersion, when set, is the company's offers_version read with the
+	// customer before the write, so the write need not read it again.
+	offersVersion *int64
+	rank          int // 1 for the customer's first positive transaction, 0 for a negative one
 
 	// actions
 	actionType string

@@ -40,10 +40,19 @@ func (s *Service) activeOffers(ctx context.Context, q store.Querier, companyID i
 	if err := q.QueryRow(ctx, "SELECT offers_version FROM companies WHERE id = ?", companyID).Scan(&version); err != nil {
 		return nil, fmt.Errorf("read offers version: %w", err)
 	}
+	return s.offersAt(ctx, q, companyID, trigger, version)
+}
+
+// offersAt returns the live offers for one trigger as of offers_version
+// version or later. The transaction write path reads the version with the
+// customer, before the write, so an offer saved while a request is in
+// flight may not apply to it; it applies to every request received after
+// it was saved, on any node.
+func (s *Service) offersAt(ctx context.Context, q store.Querier, companyID int64, trigger string, version int64) ([]Offer, error) {
 	s.offers.mu.Lock()
 	set, ok := s.offers.m[companyID]
 	s.offers.mu.Unlock()
-	if ok && set.version == version {
+	if ok && set.version >= version {
 		return set.byTrigger[trigger], nil
 	}
 	// Loaded after the version was read, so the rows are at least as new
@@ -58,7 +67,7 @@ func (s *Service) activeOffers(ctx context.Context, q store.Querier, companyID i
 		set.byTrigger[o.Trigger] = append(set.byTrigger[o.Trigger], o)
 	}
 	s.offers.mu.Lock()
-	if cur, ok := s.offers.m[companyID]; !ok || cur.version <= version {
+	if cur, ok := s.offers.m[companyID]; !ok || cur.version < version {
 		s.offers.m[companyID] = set
 	}
 	s.offers.mu.Unlock()

@@ -230,7 +230,13 @@ func (s *Service) earn(ctx context.Context, q store.Querier, companyID int64, c 
 	if c.test || c.archived || c.partnerGone {
 		return nil // nothing can earn; skip loading offers
 	}
-	offers, err := s.activeOffers(ctx, q, companyID, c.kind)
+	var offers []Offer
+	var err error
+	if c.offersVersion != nil {
+		offers, err = s.offersAt(ctx, q, companyID, c.kind, *c.offersVersion)
+	} else {
+		offers, err = s.activeOffers(ctx, q, companyID, c.kind)
+	}
 	if err != nil || len(offers) == 0 {
 		return err
 	}

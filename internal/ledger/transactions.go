@@ -152,6 +152,7 @@ func (s *Service) CreateTransaction(ctx context.Context, p program.Principal, in
 			return err
 		}
 		c := transactionCause(cu, id, in.Amount, cur, in.ProductKey, in.CategoryKey, test, created)
+		c.offersVersion = &cu.OffersVersion
 		if err := firstPaid(ctx, q, cu, &c); err != nil {
 			return err
 		}

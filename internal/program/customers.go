@@ -43,11 +43,13 @@ type Customer struct {
 	// The customer's first positive transaction (id, created_at), if any.
 	FirstPaidID *int64
 	FirstPaidAt *int64
+	// The company's offers_version when the customer was read.
+	OffersVersion int64
 }
 
 const customerCols = `cu.id, cu.key, cu.customer_key, cu.email, cu.name, cu.provider_key, cu.meta, cu.source_type, cu.test,
 	cu.archived, cu.created_at, cu.updated_at, p.id, p.key, p.partner_key, c.key, c.name, p.email, p.archived, p.group_id,
-	cu.group_id, cu.company_id, cu.first_paid_id, cu.first_paid_at`
+	cu.group_id, cu.company_id, cu.first_paid_id, cu.first_paid_at, c.offers_version`
 
 const customerFrom = "customers cu JOIN partnerships p ON p.id = cu.partnership_id JOIN companies c ON c.id = cu.company_id"
 
@@ -57,7 +59,7 @@ func scanCustomer(sc store.Scanner) (Customer, error) {
 	err := sc.Scan(&cu.ID, &cu.Key, &cu.CustomerKey, &cu.Email, &cu.Name, &cu.ProviderKey, &meta, &cu.SourceType, &cu.Test,
 		&cu.Archived, &cu.CreatedAt, &cu.UpdatedAt, &cu.PartnershipID, &cu.PartnershipKey, &cu.PartnerKey, &cu.Company.Key, &cu.Company.Name,
 		&cu.PartnerEmail, &cu.PartnershipArchived, &cu.GroupID, &cu.SignupGroupID, &cu.CompanyID,
-		&cu.FirstPaidID, &cu.FirstPaidAt)
+		&cu.FirstPaidID, &cu.FirstPaidAt, &cu.OffersVersion)
 	if err != nil {
 		return cu, fmt.Errorf("scan customer: %w", err)
 	}
