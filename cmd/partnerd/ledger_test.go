@@ -66,6 +66,21 @@ func TestOfferPayoutAndRecomputeCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "0 rewards created, 0 updated, 0 archived") {
 		t.Fatalf("recompute of unchanged data: %q %v", out, err)
 	}
+	// A minimum above the 12.50 owed carries it over; a bad one changes nothing.
+	if _, _, err := runCLI(t, "program", "configure", "--db", db, "--company", co, "--payout-minimum", "-1"); err == nil || !strings.Contains(err.Error(), "'payout-minimum'") {
+		t.Fatalf("a negative minimum was accepted: %v", err)
+	}
+	out, _, err = runCLI(t, "program", "configure", "--db", db, "--company", co, "--payout-minimum", "20.00")
+	if err != nil || !strings.Contains(out, `"payout_minimum":"20.00"`) {
+		t.Fatalf("configure --payout-minimum: %q %v", out, err)
+	}
+	out, _, err = runCLI(t, "payouts", "run", "--db", db, "--company", co, "--period", period)
+	if err != nil || !strings.Contains(out, "0 payouts created, 1 totals carried over") {
+		t.Fatalf("payouts run under a 20.00 minimum: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, "program", "configure", "--db", db, "--company", co, "--payout-minimum", "12.50"); err != nil {
+		t.Fatal(err)
+	}
 	out, _, err = runCLI(t, "payouts", "run", "--db", db, "--company", co, "--period", period)
 	if err != nil || !strings.Contains(out, "ann\t1250 USD\t1 rewards") || !strings.Contains(out, "1 payouts created") {
 		t.Fatalf("payouts run: %q %v", out, err)

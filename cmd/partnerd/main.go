@@ -238,12 +238,13 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func programConfigure(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, db := newFlags("program configure --company KEY [flags]",
-		"Changes a company's tracking settings. Only the flags given change. A running server\nsees the change within 30 seconds.", stderr)
+		"Changes a company's tracking and payout settings. Only the flags given change. A running\nserver sees a tracking change within 30 seconds.", stderr)
 	company := fs.String("company", "", "the company key (required)")
 	website := fs.String("website", "", "where referral links point by default (http or https URL)")
 	linkDomain := fs.String("link-domain", "", "a host of the vendor's that points at partnerd, e.g. go.example.com: GET /{slug} there is a referral link")
 	cookieDomain := fs.String("cookie-domain", "", "the vendor's registrable domain, e.g. example.com: redirects served under it set attribution cookies")
 	days := fs.Int("attribution-days", 0, "how long a click is remembered, 1 to 730 (default for new programs 90)")
+	payoutMinimum := fs.String("payout-minimum", "", "the smallest payout total in major units, e.g. 50.00 (default 5.00); less carries over")
 	var origins stringList
 	fs.Var(&origins, "allowed-origin", "an origin, e.g. https://app.example.com, whose pages may call createSignup (repeatable; replaces the list)")
 	if err := fs.Parse(args); err != nil {
@@ -267,6 +268,8 @@ func programConfigure(ctx context.Context, args []string, stdout, stderr io.Writ
 		case "allowed-origin":
 			list := []string(origins)
 			in.AllowedOrigins = &list
+		case "payout-minimum":
+			in.PayoutMinimum = payoutMinimum
 		}
 	})
 	a, err := openQuiet(ctx, *db)
@@ -279,7 +282,8 @@ func programConfigure(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(map[string]any{"company_key": c.Key, "website": c.Website, "link_domain": c.LinkDomain,
-		"cookie_domain": c.CookieDomain, "attribution_days": c.AttributionDays, "allowed_origins": c.AllowedOrigins})
+		"cookie_domain": c.CookieDomain, "attribution_days": c.AttributionDays, "allowed_origins": c.AllowedOrigins,
+		"payout_minimum": c.PayoutMinimum})
 }
 
 func trackingToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {

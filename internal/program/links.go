@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/money"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -229,11 +230,12 @@ type CompanySettings struct {
 	CookieDomain    *string
 	AttributionDays *int
 	AllowedOrigins  *[]string
+	PayoutMinimum   *string
 }
 
 var hostRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 
-// ConfigureCompany changes a company's tracking settings.
+// ConfigureCompany changes a company's tracking and payout settings.
 func (s *Service) ConfigureCompany(ctx context.Context, companyKey string, in CompanySettings) (Company, error) {
 	c, err := s.CompanyByKey(ctx, companyKey)
 	if err != nil {
@@ -278,6 +280,15 @@ func (s *Service) ConfigureCompany(ctx context.Context, companyKey string, in Co
 		}
 		b, _ := json.Marshal(*in.AllowedOrigins)
 		set("allowed_origins", string(b))
+	}
+	if in.PayoutMinimum != nil {
+		// Major units with up to three decimals (KWD has three), applied to
+		// every currency's total as is: a minimum of 5 means 5 USD, 5 EUR
+		// and 5 JPY alike (decided; per-currency minimums are not built).
+		if _, err := money.Decimal("payout-minimum", *in.PayoutMinimum, 3); err != nil {
+			return c, err
+		}
+		set("payout_minimum", *in.PayoutMinimum)
 	}
 	if len(sets) == 0 {
 		return c, nil

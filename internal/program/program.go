@@ -67,6 +67,8 @@ type Company struct {
 	CookieDomain    string   // registrable domain for server-set cookies, e.g. example.com
 	AttributionDays int      // how long a click is remembered (default 90)
 	AllowedOrigins  []string // sites whose pages may call createSignup, besides the website's origin
+	// Payout setting: the smallest total paid out; less is carried over.
+	PayoutMinimum string // a decimal in major units, e.g. "5.00"
 }
 
 // SignupOrigins are the origins whose pages may post sign-ups with the
@@ -162,9 +164,9 @@ func (s *Service) companyBy(ctx context.Context, cond string, arg any) (Company,
 	var c Company
 	var origins string
 	err := s.db.QueryRow(ctx, `SELECT id, key, name, website, created_at, updated_at, link_domain, cookie_domain,
-		attribution_days, allowed_origins FROM companies WHERE `+cond, arg).
+		attribution_days, allowed_origins, payout_minimum FROM companies WHERE `+cond, arg).
 		Scan(&c.ID, &c.Key, &c.Name, &c.Website, &c.CreatedAt, &c.UpdatedAt, &c.LinkDomain, &c.CookieDomain,
-			&c.AttributionDays, &origins)
+			&c.AttributionDays, &origins, &c.PayoutMinimum)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, errs.E(errs.NotFound, "no company %v", arg)
 	}
