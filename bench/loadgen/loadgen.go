@@ -233,18 +233,30 @@ func (p *Partnerd) Auth() string {
 
 // Post sends a JSON body with the company's keys and requires 200.
 func (p *Partnerd) Post(path, body string) error {
+	_, err := p.PostData(path, body)
+	return err
+}
+
+// PostData is Post returning the response's data object.
+func (p *Partnerd) PostData(path, body string) (map[string]any, error) {
 	req, _ := http.NewRequest("POST", p.Base+path, strings.NewReader(body))
 	req.Header.Set("Authorization", p.Auth())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
+		return nil, fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, b)
 	}
-	return nil
+	var env struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, fmt.Errorf("POST %s: %w", path, err)
+	}
+	return env.Data, nil
 }
 
 // Bench is a benchmark's working set: a temp dir with a freshly built
@@ -316,4 +328,22 @@ func (p *Partnerd) Stop() error {
 		return fmt.Errorf("partnerd exited badly: %w", err)
 	}
 	return nil
+}
+
+// ThreeOffers are three active transaction offers that all pay on every
+// benchmark transaction in USD within a year of the customer's first: a
+// lifetime revenue share, a first-year bonus (which needs the customer's
+// first payment) and a flat fee with a hold.
+var ThreeOffers = []string{
+	`{"name":"Revenue share","trigger":"transaction","type":"percent","rate":"20"}`,
+	`{"name":"First-year bonus","trigger":"transaction","type":"percent","rate":"5","duration_months":12}`,
+	`{"name":"Per payment","trigger":"transaction","type":"flat","amount":100,"currency":"USD","hold_days":30}`,
+}
+
+// Engine names the engine of a -db flag value.
+func Engine(db string) string {
+	if db == "sqlite" {
+		return "sqlite"
+	}
+	return "postgres"
 }

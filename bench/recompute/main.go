@@ -33,12 +33,6 @@ const (
 	customers    = 20000
 )
 
-var offers = []string{
-	`{"name":"Revenue share","trigger":"transaction","type":"percent","rate":"20"}`,
-	`{"name":"First-year bonus","trigger":"transaction","type":"percent","rate":"5","duration_months":12}`,
-	`{"name":"Per payment","trigger":"transaction","type":"flat","amount":100,"currency":"USD","hold_days":30}`,
-}
-
 func main() {
 	n := flag.Int("n", 1_000_000, "transactions to load")
 	f := loadgen.ParseFlags()
@@ -99,27 +93,20 @@ func run(f loadgen.Flags, n int) error {
 	if err := db.QueryRow(ctx, "SELECT COUNT(*) FROM rewards").Scan(&rewards); err != nil {
 		return err
 	}
-	if rewards != int64(n)*int64(len(offers)) {
-		return fmt.Errorf("%d transactions under %d offers left %d rewards", n, len(offers), rewards)
+	if rewards != int64(n)*int64(len(loadgen.ThreeOffers)) {
+		return fmt.Errorf("%d transactions under %d offers left %d rewards", n, len(loadgen.ThreeOffers), rewards)
 	}
 	scan, err := readInputs(ctx, db)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("partnerd rewards recompute, %d transactions, %d customers, %d partnerships, %d offers, %s\n",
-		n, customers, partnerships, len(offers), engine(f.DB))
+		n, customers, partnerships, len(loadgen.ThreeOffers), loadgen.Engine(f.DB))
 	fmt.Printf("  bulk load of the transactions   : %v\n", loadTime.Round(time.Millisecond))
 	fmt.Printf("  baseline: one read of the inputs: %v\n", scan.Round(time.Millisecond))
 	fmt.Printf("  first recompute (no rewards yet): %v  (%.1fx baseline)  %s\n", first.Round(time.Millisecond), first.Seconds()/scan.Seconds(), firstOut)
 	fmt.Printf("  second recompute (unchanged)    : %v  (%.1fx baseline)  %s\n", second.Round(time.Millisecond), second.Seconds()/scan.Seconds(), secondOut)
 	return nil
-}
-
-func engine(db string) string {
-	if db == "sqlite" {
-		return "sqlite"
-	}
-	return "postgres"
 }
 
 // seedViaAPI creates the partnerships, customers and offers through the
@@ -136,7 +123,7 @@ func seedViaAPI(pd *loadgen.Partnerd) (string, error) {
 			return "", err
 		}
 	}
-	for _, o := range offers {
+	for _, o := range loadgen.ThreeOffers {
 		if err := pd.Post("/api/v2/offers", o); err != nil {
 			return "", err
 		}

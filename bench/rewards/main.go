@@ -7,7 +7,7 @@
 // every acknowledged transaction is stored with exactly the rewards its
 // offers pay (three each, none without offers).
 //
-//	go run ./bench/rewards [-db sqlite|postgres://...] [-c 32] [-d 10s] [-rounds 2]
+//	go run ./bench/rewards [-db sqlite|postgres://...] [-c 32] [-d 10s] [-rounds 2] [-offers all-pay|typical]
 package main
 
 import (
@@ -28,19 +28,16 @@ import (
 // than one customer with every transaction.
 const customers = 1000
 
-// offers are three active transaction offers that all pay on every
-// benchmark transaction: a lifetime revenue share, a first-year bonus (which
-// needs the customer's first transaction) and a flat fee with a hold.
-var offers = []string{
-	`{"name":"Revenue share","trigger":"transaction","type":"percent","rate":"20"}`,
-	`{"name":"First-year bonus","trigger":"transaction","type":"percent","rate":"5","duration_months":12}`,
-	`{"name":"Per payment","trigger":"transaction","type":"flat","amount":100,"currency":"USD","hold_days":30}`,
-}
-
 func main() {
 	rounds := flag.Int("rounds", 2, "alternating runs of each side")
+	mix := flag.String("offers", "all-pay", "all-pay: three offers that all pay on every transaction; typical: a revenue share for "+
+		"everyone, a tier offer for another group and a sign-up bonus (one reward per transaction)")
 	f := loadgen.ParseFlags()
-	if err := run(f, *rounds); err != nil {
+	if *mix != "all-pay" && *mix != "typical" {
+		fmt.Fprintln(os.Stderr, "bench: -offers must be all-pay or typical")
+		os.Exit(2)
+	}
+	if err := run(f, *rounds, *mix); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -62,7 +59,8 @@ func transactions(base, auth string, run int) func(w, i int) (*http.Request, str
 // side is one side of the comparison, summed over its rounds.
 type side struct {
 	name     string
-	offers   int
+	mix      string // "" for no offers
+	perTx    int64  // rewards each transaction must have
 	served   float64
 	secs     float64
 	p99      []time.Duration
@@ -71,7 +69,7 @@ type side struct {
 
 func (s *side) rps() float64 { return s.served / s.secs }
 
-func run(f loadgen.Flags, rounds int) error {
+func run(f loadgen.Flags, rounds int, mix string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "partnerd-bench-")
 	if err != nil {
@@ -82,8 +80,11 @@ func run(f loadgen.Flags, rounds int) error {
 	if err != nil {
 		return err
 	}
-	none := &side{name: "no offers", offers: 0}
-	three := &side{name: "3 active offers", offers: len(offers)}
+	none := &side{name: "no offers"}
+	three := &side{name: "3 active offers", mix: mix, perTx: 3}
+	if mix == "typical" {
+		three.perTx = 1
+	}
 	n := 0
 	for r := 0; r < rounds; r++ {
 		for _, s := range []*side{none, three} {
@@ -93,20 +94,13 @@ func run(f loadgen.Flags, rounds int) error {
 			}
 		}
 	}
-	fmt.Printf("POST /api/v2/transactions, %d clients, %d customers, %d x %s per side, 127.0.0.1, %s\n",
-		f.Conc, customers, rounds, f.Dur, engine(f.DB))
+	fmt.Printf("POST /api/v2/transactions, %d clients, %d customers, %d x %s per side, 127.0.0.1, %s, offers %s\n",
+		f.Conc, customers, rounds, f.Dur, loadgen.Engine(f.DB), mix)
 	for _, s := range []*side{none, three} {
 		fmt.Printf("  partnerd, %-16s: %8.0f req/s  p99 per run %v  rewards written %d\n", s.name, s.rps(), s.p99, s.rewarded)
 	}
 	fmt.Printf("  ratio                    : %8.3f  (target >= 0.8)\n", three.rps()/none.rps())
 	return nil
-}
-
-func engine(db string) string {
-	if db == "sqlite" {
-		return "sqlite"
-	}
-	return "postgres"
 }
 
 // once runs one side on a fresh database and checks what it stored.
@@ -133,10 +127,8 @@ func once(ctx context.Context, f loadgen.Flags, bin, dir string, s *side, n int)
 			return err
 		}
 	}
-	for _, o := range offers[:s.offers] {
-		if err := pd.Post("/api/v2/offers", o); err != nil {
-			return err
-		}
+	if err := createOffers(pd, s.mix); err != nil {
+		return err
 	}
 	res := loadgen.Run(f.Conc, f.Dur, 200, transactions(pd.Base, pd.Auth(), n), nil)
 	stopped = true
@@ -164,15 +156,43 @@ func once(ctx context.Context, f loadgen.Flags, bin, dir string, s *side, n int)
 		return err
 	}
 	if err := dbh.QueryRow(ctx, `SELECT COUNT(*) FROM transactions t WHERE (SELECT COUNT(*) FROM rewards r WHERE r.transaction_id = t.id) <> ?`,
-		s.offers).Scan(&unpaired); err != nil {
+		s.perTx).Scan(&unpaired); err != nil {
 		return err
 	}
 	if stored < res.OK {
 		return fmt.Errorf("%d transactions acknowledged, only %d stored", res.OK, stored)
 	}
-	if unpaired > 0 || rewards != stored*int64(s.offers) {
-		return fmt.Errorf("%d transactions stored with %d rewards; %d of them without exactly %d rewards", stored, rewards, unpaired, s.offers)
+	if unpaired > 0 || rewards != stored*s.perTx {
+		return fmt.Errorf("%d transactions stored with %d rewards; %d of them without exactly %d rewards", stored, rewards, unpaired, s.perTx)
 	}
 	s.rewarded += rewards
+	return nil
+}
+
+// createOffers sets up one side's offers: none, the three that all pay, or
+// a typical program's three, of which one pays on the benchmark's
+// transactions (the tier offer is for a group the partnership is not in,
+// and the sign-up bonus is for customers, all created before the run).
+func createOffers(pd *loadgen.Partnerd, mix string) error {
+	var offers []string
+	switch mix {
+	case "all-pay":
+		offers = loadgen.ThreeOffers
+	case "typical":
+		gold, err := pd.PostData("/api/v2/groups", `{"name":"Gold"}`)
+		if err != nil {
+			return err
+		}
+		offers = []string{
+			loadgen.ThreeOffers[0],
+			fmt.Sprintf(`{"name":"Gold tier","trigger":"transaction","type":"percent","rate":"30","group_key":%q}`, gold["key"]),
+			`{"name":"Sign-up bonus","trigger":"customer","type":"flat","amount":2500,"currency":"USD"}`,
+		}
+	}
+	for _, o := range offers {
+		if err := pd.Post("/api/v2/offers", o); err != nil {
+			return err
+		}
+	}
 	return nil
 }
