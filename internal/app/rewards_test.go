@@ -500,6 +500,8 @@ func TestWebhooksAreSignedQueuedAndRetried(t *testing.T) {
 		}
 		// transaction.created is written in the same statement as the
 		// transaction on PostgreSQL, in a second one on SQLite.
+		e.must("POST", "/api/v2/transactions", e.prod, map[string]any{"customer_external_key": "c1", "amount": 900, "currency": "USD", "key": "tx-before"})
+		e.clock.Advance(time.Second) // the webhook below is created after that transaction
 		txHook := newReceiver(t, 0)
 		th := e.must("POST", "/api/v2/webhooks", e.prod, map[string]any{"target_url": txHook.url, "events": []string{"transaction.created"}}).data()
 		e.must("POST", "/api/v2/transactions", e.prod, map[string]any{"customer_external_key": "c1", "amount": 1200, "currency": "USD", "key": "tx-hook"})

@@ -92,8 +92,9 @@ type event struct {
 }
 
 type subscription struct {
-	id     int64
-	events []string
+	id        int64
+	events    []string
+	createdAt int64
 }
 
 // Fanout reads up to one batch of outbox events, turns them into one queued
@@ -138,7 +139,9 @@ func (s *Service) Fanout(ctx context.Context) (int, error) {
 		var obj json.RawMessage
 		for _, sub := range list {
 			name, ok := subscribedAs(sub.events, e.name)
-			if !ok {
+			// A webhook hears of changes from its creation on, not of older
+			// ones still waiting in the outbox (after a CLI recompute, say).
+			if !ok || e.at < sub.createdAt {
 				continue
 			}
 			if obj == nil {
@@ -177,7 +180,7 @@ func (s *Service) Fanout(ctx context.Context) (int, error) {
 }
 
 func (s *Service) subscriptions(ctx context.Context, companyID int64) ([]subscription, error) {
-	rows, err := s.db.Query(ctx, "SELECT id, events FROM webhooks WHERE company_id = ? AND archived = 0 ORDER BY id", companyID)
+	rows, err := s.db.Query(ctx, "SELECT id, events, created_at FROM webhooks WHERE company_id = ? AND archived = 0 ORDER BY id", companyID)
 	if err != nil {
 		return nil, fmt.Errorf("read webhooks: %w", err)
 	}
@@ -186,7 +189,7 @@ func (s *Service) subscriptions(ctx context.Context, companyID int64) ([]subscri
 	for rows.Next() {
 		var sub subscription
 		var events string
-		if err := rows.Scan(&sub.id, &events); err != nil {
+		if err := rows.Scan(&sub.id, &events, &sub.createdAt); err != nil {
 			return nil, fmt.Errorf("scan webhook: %w", err)
 		}
 		if err := json.Unmarshal([]byte(events), &sub.events); err != nil {
