@@ -50,7 +50,6 @@ type DB struct {
 	write   *sql.DB
 	binds   sync.Map // query text -> rebound text (PostgreSQL only)
 	batch   batcher
-	ckpt    *checkpointer // SQLite only
 	// Prepared statements by query text, per pool (SQLite only: the pure-Go
 	// SQLite spends most of a small query's time parsing it, while pgx
 	// already caches statements per connection).
@@ -157,8 +156,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// BEGIN IMMEDIATE takes the write lock up front, so a transaction that
 	// reads and then writes never fails half-way on a lock upgrade when
 	// another process (a CLI command, say) holds the database.
-	// The writer never checkpoints: the checkpointer does, off its path.
-	write, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_txlock": {"immediate"}, "_pragma": {"wal_autocheckpoint(0)"}}))
+	write, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_txlock": {"immediate"}}))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -181,13 +179,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	ckpt, err := startCheckpointer(ctx, path)
-	if err != nil {
-		write.Close()
-		read.Close()
-		return nil, err
-	}
-	return &DB{dialect: SQLite, read: read, write: write, ckpt: ckpt}, nil
+	return &DB{dialect: SQLite, read: read, write: write}, nil
 }
 
 // Dialect tells which engine this is.
@@ -196,13 +188,7 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // Close closes every connection.
 func (db *DB) Close() error {
 	db.batch.close()
-	var err error
-	if db.ckpt != nil {
-		err = db.ckpt.close()
-	}
-	if werr := db.write.Close(); err == nil {
-		err = werr
-	}
+	err := db.write.Close()
 	if db.read != db.write {
 		if rerr := db.read.Close(); err == nil {
 			err = rerr
