@@ -13,9 +13,19 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// The one dialect word in the migrations: an auto-assigned integer primary
-// key, which SQLite and PostgreSQL spell differently.
-const autoID = "AUTOID"
+// The dialect words in the migrations: an auto-assigned integer primary
+// key, and raw bytes, which SQLite and PostgreSQL spell differently.
+const (
+	autoID   = "AUTOID"
+	rawBytes = "RAWBYTES"
+)
+
+func (db *DB) rawBytesType() string {
+	if db.dialect == Postgres {
+		return "BYTEA"
+	}
+	return "BLOB"
+}
 
 func (db *DB) autoIDType() string {
 	if db.dialect == Postgres {
@@ -106,6 +116,7 @@ func (db *DB) Migrate(ctx context.Context) (applied []string, err error) {
 			}
 			for _, s := range m.stmts {
 				s = strings.ReplaceAll(s, autoID, db.autoIDType())
+				s = strings.ReplaceAll(s, rawBytes, db.rawBytesType())
 				if _, err := tx.Exec(ctx, s); err != nil {
 					return fmt.Errorf("migration %s: %w", m.name, err)
 				}
