@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	apispec "github.com/partnerd/partnerd/api"
+	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
@@ -32,6 +33,7 @@ type Server struct {
 	ledger   *ledger.Service
 	tracking *tracking.Service
 	webhooks *webhooks.Service
+	billing  *billing.Service
 	js       tracking.Snippet
 	ready    func(context.Context) error
 	log      *slog.Logger
@@ -158,6 +160,12 @@ func (s *Server) routes() {
 	m.HandleFunc("OPTIONS /js/signup", s.jsPreflight)
 	m.HandleFunc("OPTIONS /js/config", s.jsPreflight)
 	m.Handle("POST /conversion/xid", s.selfAuthenticated(s.conversion))
+
+	// Billing providers' webhooks: verified by the provider's signature.
+	m.Handle("POST /webhooks/{provider}/{company}", s.selfAuthenticated(s.receiveBilling(false)))
+	m.Handle("POST /webhooks/{provider}/{company}/test", s.selfAuthenticated(s.receiveBilling(true)))
+	m.Handle("PUT /api/v2/billing/{provider}", vendor(s.configureBilling))
+	m.Handle("GET /api/v2/billing/events", vendor(s.listBillingEvents))
 
 	m.HandleFunc("/", s.fallback)
 }

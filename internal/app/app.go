@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,9 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/partnerd/partnerd/internal/api"
+	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
 	"github.com/partnerd/partnerd/internal/tracking"
 	"github.com/partnerd/partnerd/internal/webhooks"
@@ -38,6 +41,13 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// WebhookEvery is how often queued webhooks are sent (default 500 ms).
 	WebhookEvery time.Duration
+	// BillingEvery is how often the billing inbox is processed (default 500 ms).
+	BillingEvery time.Duration
+	// SecretKey encrypts billing providers' secrets (32 bytes). When nil it
+	// comes from PARTNERD_SECRET_KEY or, on SQLite, a key file beside the
+	// database (created on first use); on PostgreSQL without either, no
+	// provider can be configured.
+	SecretKey []byte
 }
 
 // App is a running partnerd: its database, services and HTTP handler.
@@ -48,6 +58,7 @@ type App struct {
 	Ledger   *ledger.Service
 	Tracking *tracking.Service
 	Webhooks *webhooks.Service
+	Billing  *billing.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -65,6 +76,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if cfg.WebhookEvery == 0 {
 		cfg.WebhookEvery = 500 * time.Millisecond
+	}
+	if cfg.BillingEvery == 0 {
+		cfg.BillingEvery = 500 * time.Millisecond
 	}
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -92,11 +106,31 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		db.Close()
 		return nil, err
 	}
+	key := cfg.SecretKey
+	if key == nil {
+		keyFile := ""
+		if db.Dialect() == store.SQLite {
+			keyFile = strings.TrimPrefix(cfg.DB, "sqlite://") + ".key"
+		}
+		if key, err = secret.LoadKey(keyFile, true); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	var box *secret.Box
+	if key != nil {
+		if box, err = secret.NewBox(key); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	bill := billing.New(db, cfg.Clock, prog, led, box)
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
+	srv.UseBilling(bill)
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, API: srv, Handler: srv}, nil
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, API: srv, Handler: srv}, nil
 }
 
 // runSchedules approves rewards whose hold period is over every 30 seconds
@@ -164,8 +198,9 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
 	defer func() { stopBG(); bgDone.Wait() }()
-	bgDone.Add(2)
+	bgDone.Add(3)
 	go func() { defer bgDone.Done(); a.Webhooks.Run(bg, a.cfg.Logger, a.cfg.WebhookEvery) }()
+	go func() { defer bgDone.Done(); a.Billing.Run(bg, a.cfg.Logger, a.cfg.BillingEvery) }()
 	go func() { defer bgDone.Done(); a.runSchedules(bg) }()
 	a.cfg.Logger.Info("partnerd listening", slog.String("addr", ln.Addr().String()), slog.String("db", string(a.DB.Dialect())),
 		slog.String("version", Version))

@@ -107,8 +107,13 @@ func start(t *testing.T, dsn string) *env {
 	logs := &syncBuffer{}
 	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.Open(ctx, app.Config{DB: dsn, Addr: "127.0.0.1:0", Clock: clk,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	cfg := app.Config{DB: dsn, Addr: "127.0.0.1:0", Clock: clk,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if strings.HasPrefix(dsn, "postgres") {
+		// PostgreSQL has no key file beside it; SQLite tests use the default one.
+		cfg.SecretKey = bytes.Repeat([]byte{7}, 32)
+	}
+	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

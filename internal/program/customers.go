@@ -218,7 +218,19 @@ type CustomerRef struct {
 	ExternalKey string
 	Email       string
 	Any         string
+	ProviderKey string // the billing provider's customer id (billing webhooks)
 }
+
+// ErrNoCustomer is matched (errors.Is) by ResolveCustomer's error when no
+// customer matches the reference, so that callers which can wait for the
+// customer (billing webhooks) tell that apart. The API still answers 400.
+var ErrNoCustomer = errors.New("program: no customer matches")
+
+type noCustomer struct{ err error }
+
+func (n noCustomer) Error() string        { return n.err.Error() }
+func (n noCustomer) Unwrap() error        { return n.err }
+func (n noCustomer) Is(target error) bool { return target == ErrNoCustomer }
 
 // ResolveCustomer finds the customer a reference names, inside q so that
 // callers can hold it in their transaction.
@@ -233,6 +245,9 @@ func (s *Service) ResolveCustomer(ctx context.Context, q store.Querier, p Princi
 		args = []any{val, val}
 	case ref.ExternalKey != "":
 		field, cond, val = "customer_external_key", "cu.customer_key = ?", ref.ExternalKey
+		args = []any{val}
+	case ref.ProviderKey != "":
+		field, cond, val = "provider_key", "cu.provider_key = ?", ref.ProviderKey
 		args = []any{val}
 	case ref.Email != "":
 		field, cond, val = "customer_email", "cu.email = ?", strings.ToLower(strings.TrimSpace(ref.Email))
@@ -260,7 +275,7 @@ func (s *Service) ResolveCustomer(ctx context.Context, q store.Querier, p Princi
 	}
 	switch {
 	case len(found) == 0:
-		return Customer{}, errs.E(errs.Invalid, "'%s' does not match any customer in this program: %s", field, val)
+		return Customer{}, noCustomer{errs.E(errs.Invalid, "'%s' does not match any customer in this program: %s", field, val)}
 	case len(found) > 1:
 		// One key may match one customer's key and another's customer_key
 		// only by a vendor's odd choice; an email may match several.

@@ -39,3 +39,16 @@ CREATE INDEX billing_events_due ON billing_events(status, next_at);
 CREATE INDEX billing_events_company ON billing_events(company_id, received_at, id);
 
 CREATE INDEX customers_provider ON customers(company_id, provider_key);
+
+-- How much of a provider's payment has been refunded so far, and the
+-- negative transactions that recorded it: providers report the running
+-- total, so each partial refund records only the increase, and a full
+-- refund deletes the payment and those partial refunds together.
+CREATE TABLE billing_refunds (
+  company_id BIGINT NOT NULL REFERENCES companies(id),
+  payment_key TEXT NOT NULL,
+  refunded BIGINT NOT NULL,
+  refund_keys TEXT NOT NULL DEFAULT '[]',
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (company_id, payment_key)
+);

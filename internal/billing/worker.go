@@ -1,0 +1,208 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// Event is an inbox entry.
+type Event struct {
+	ID          int64
+	CompanyID   int64
+	Provider    string
+	Test        bool
+	EventID     string
+	Type        string
+	ContentType string
+	Body        []byte
+	Status      string
+	Reason      *string
+	Attempts    int
+	NextAt      int64
+	ReceivedAt  int64
+	ProcessedAt *int64
+}
+
+const eventCols = `id, company_id, provider, test, event_id, event_type, content_type, body, status, reason, attempts, next_at,
+	received_at, processed_at`
+
+func scanEvent(sc store.Scanner) (Event, error) {
+	var e Event
+	err := sc.Scan(&e.ID, &e.CompanyID, &e.Provider, &e.Test, &e.EventID, &e.Type, &e.ContentType, &e.Body, &e.Status, &e.Reason,
+		&e.Attempts, &e.NextAt, &e.ReceivedAt, &e.ProcessedAt)
+	if err != nil {
+		return e, fmt.Errorf("scan billing event: %w", err)
+	}
+	return e, nil
+}
+
+// leaseFor is how long a worker owns the events it claimed; a worker that
+// dies mid-batch leaves them to be claimed again after it.
+const leaseFor = time.Minute
+
+// claimBatch is how many events one pass takes.
+const claimBatch = 50
+
+// backoff is the wait before retry n (1-based) of a failed or waiting
+// event: 30 s doubling, at most an hour. Waiting events are kept and
+// retried for as long as it takes their customer or payment to appear.
+func backoff(n int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < n && d < time.Hour; i++ {
+		d *= 2
+	}
+	if d > time.Hour {
+		d = time.Hour
+	}
+	return d
+}
+
+// claim leases up to claimBatch due events, oldest first. Several nodes
+// may claim at once: on PostgreSQL rows another worker holds are skipped;
+// on SQLite the single writer makes the update atomic.
+func (s *Service) claim(ctx context.Context) ([]Event, error) {
+	now := s.now()
+	lock := ""
+	if s.db.Dialect() == store.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var out []Event
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, `UPDATE billing_events SET lease_until = ? WHERE id IN (SELECT id FROM billing_events
+			WHERE status IN (?, ?, ?) AND next_at <= ? AND lease_until < ? ORDER BY id LIMIT ?`+lock+`) RETURNING `+eventCols,
+			now+leaseFor.Milliseconds(), StatusPending, StatusFailed, StatusWaiting, now, now, claimBatch)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim billing events: %w", err)
+	}
+	// RETURNING gives no order: process in arrival order.
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// outcome is what processing made of an event.
+type outcome struct {
+	status string
+	reason string
+}
+
+func done(format string, args ...any) outcome {
+	return outcome{status: StatusDone, reason: fmt.Sprintf(format, args...)}
+}
+func waiting(format string, args ...any) outcome {
+	return outcome{status: StatusWaiting, reason: fmt.Sprintf(format, args...)}
+}
+func ignored(format string, args ...any) outcome {
+	return outcome{status: StatusIgnored, reason: fmt.Sprintf(format, args...)}
+}
+
+// Process handles one batch of due events and returns how many it
+// handled. Events are processed in arrival order; a refund that arrives
+// before its payment waits, and every waiting event of a company is
+// retried at once after one of its events is done.
+func (s *Service) Process(ctx context.Context) (int, error) {
+	evs, err := s.claim(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range evs {
+		o, err := s.handle(ctx, e)
+		if err != nil {
+			// A domain error (say, a currency partnerd does not know) is a
+			// reason, not a crash; either way the event is kept to retry.
+			o = outcome{status: StatusFailed, reason: errs.MessageOf(err)}
+			if errs.CodeOf(err) == errs.Internal {
+				o.reason = err.Error()
+			}
+		}
+		if err := s.finish(ctx, e, o); err != nil {
+			return 0, err
+		}
+	}
+	return len(evs), nil
+}
+
+func (s *Service) finish(ctx context.Context, e Event, o outcome) error {
+	now := s.now()
+	next := now
+	var processed *int64
+	switch o.status {
+	case StatusFailed, StatusWaiting:
+		next = now + backoff(e.Attempts+1).Milliseconds()
+	default:
+		processed = &now
+	}
+	if len(o.reason) > 1000 {
+		o.reason = o.reason[:1000]
+	}
+	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE billing_events SET status = ?, reason = ?, attempts = attempts + 1, next_at = ?, lease_until = 0,
+			processed_at = ? WHERE id = ?`, o.status, o.reason, next, processed, e.ID); err != nil {
+			return fmt.Errorf("record billing event outcome: %w", err)
+		}
+		if o.status == StatusDone {
+			// What waited for this (a refund for its payment, a payment for
+			// its customer) may go now.
+			if _, err := tx.Exec(ctx, "UPDATE billing_events SET next_at = ? WHERE company_id = ? AND status = ? AND next_at > ?",
+				now, e.CompanyID, StatusWaiting, now); err != nil {
+				return fmt.Errorf("wake waiting billing events: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Service) handle(ctx context.Context, e Event) (outcome, error) {
+	p := program.Principal{CompanyID: e.CompanyID, Test: e.Test}
+	switch e.Provider {
+	case Stripe:
+		return s.handleStripe(ctx, p, e)
+	}
+	return ignored("%s events are stored but not processed yet", e.Provider), nil
+}
+
+// Run processes events every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.Process(ctx)
+			if err != nil && ctx.Err() == nil {
+				log.Error("billing events", slog.Any("err", err))
+			}
+			if n < claimBatch || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// errWait marks a look-up miss that should make the event wait.
+var errWait = errors.New("wait")
