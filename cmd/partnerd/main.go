@@ -37,6 +37,10 @@ Usage:
                             gather a month's approved rewards into payouts, or export them as CSV
   partnerd rewards recompute
                             rebuild every unpaid reward from its causes
+  partnerd billing configure
+                            store a billing provider's webhook secret (encrypted)
+  partnerd events list|replay
+                            see the billing inbox, or run its events again
   partnerd version          print the version
 
 Every command takes --db (env PARTNERD_DB): a SQLite file path (default
@@ -85,6 +89,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return payoutsCmd(ctx, args[1:], stdout, stderr)
 	case "rewards":
 		return rewardsCmd(ctx, args[1:], stdout, stderr)
+	case "billing":
+		return billingCmd(ctx, args[1:], stdout, stderr)
+	case "events":
+		return eventsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "partnerd", app.Version)
 		return nil
