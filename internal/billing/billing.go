@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/errs"
@@ -44,12 +46,60 @@ type Service struct {
 	program *program.Service
 	ledger  *ledger.Service
 	box     *secret.Box // nil when the install has no encryption key
+
+	mu        sync.Mutex
+	endpoints map[endpointKey]endpointEntry
+}
+
+type endpointKey struct {
+	provider, company string
+	test              bool
+}
+
+type endpointEntry struct {
+	companyID int64
+	secret    string
+	until     time.Time
+}
+
+// endpointTTL is how long a node keeps a company's id and provider secret
+// for its webhook endpoint: a changed secret takes effect everywhere within
+// it (Stripe keeps signing with both secrets while one is rolled).
+const endpointTTL = 5 * time.Second
+
+// endpoint finds the company and the provider secret a webhook path names,
+// from a short-lived cache: intake is the hot path, and both rarely change.
+// Misses are not cached, so a provider configured a moment ago works at once.
+func (s *Service) endpoint(ctx context.Context, provider, companyKey string, test bool) (int64, string, error) {
+	k := endpointKey{provider, companyKey, test}
+	now := time.Now()
+	s.mu.Lock()
+	e, ok := s.endpoints[k]
+	s.mu.Unlock()
+	if ok && now.Before(e.until) {
+		return e.companyID, e.secret, nil
+	}
+	co, err := s.program.CompanyByKey(ctx, companyKey)
+	if err != nil {
+		return 0, "", err
+	}
+	_, sec, err := s.config(ctx, co.ID, provider, test)
+	if err != nil {
+		return 0, "", err
+	}
+	s.mu.Lock()
+	if len(s.endpoints) > 10000 { // bounded: configured endpoints only, but never unbounded
+		s.endpoints = map[endpointKey]endpointEntry{}
+	}
+	s.endpoints[k] = endpointEntry{companyID: co.ID, secret: sec, until: now.Add(endpointTTL)}
+	s.mu.Unlock()
+	return co.ID, sec, nil
 }
 
 // New returns the service. box may be nil: then no provider can be
 // configured (its secret could not be stored encrypted).
 func New(db *store.DB, clk clock.Clock, prog *program.Service, led *ledger.Service, box *secret.Box) *Service {
-	return &Service{db: db, clock: clk, program: prog, ledger: led, box: box}
+	return &Service{db: db, clock: clk, program: prog, ledger: led, box: box, endpoints: map[endpointKey]endpointEntry{}}
 }
 
 func (s *Service) now() int64 { return clock.Millis(s.clock) }
@@ -116,6 +166,9 @@ func (s *Service) Configure(ctx context.Context, companyID int64, in ConfigInput
 		return Config{}, fmt.Errorf("store billing settings: %w", err)
 	}
 	c, _, err := s.config(ctx, companyID, in.Provider, in.Test)
+	s.mu.Lock()
+	s.endpoints = map[endpointKey]endpointEntry{} // this node sees the change at once
+	s.mu.Unlock()
 	return c, err
 }
 
@@ -157,11 +210,7 @@ func (s *Service) Receive(ctx context.Context, provider, companyKey string, test
 	if err := validProvider(provider); err != nil {
 		return 0, false, errs.E(errs.NotFound, "no such billing provider: %q", provider)
 	}
-	co, err := s.program.CompanyByKey(ctx, companyKey)
-	if err != nil {
-		return 0, false, err
-	}
-	_, sec, err := s.config(ctx, co.ID, provider, test)
+	companyID, sec, err := s.endpoint(ctx, provider, companyKey, test)
 	if err != nil {
 		return 0, false, err
 	}
@@ -175,18 +224,32 @@ func (s *Service) Receive(ctx context.Context, provider, companyKey string, test
 	if err != nil {
 		return 0, false, err
 	}
+	const insert = `INSERT INTO billing_events (company_id, provider, test, event_id, event_type, content_type, body, status, next_at,
+		received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, provider, test, event_id) DO NOTHING RETURNING id`
 	now := s.now()
-	err = s.db.Batched(ctx, func(q store.Querier) error {
-		dup = false
-		err := q.QueryRow(ctx, `INSERT INTO billing_events (company_id, provider, test, event_id, event_type, content_type, body, status,
-			next_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, provider, test, event_id) DO NOTHING RETURNING id`,
-			co.ID, provider, store.Bool(test), env.id, env.typ, env.contentType, body, StatusPending, now, now).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			dup = true
-			return nil
-		}
-		return err
-	})
+	args := []any{companyID, provider, store.Bool(test), env.id, env.typ, env.contentType, body, StatusPending, now, now}
+	// SQLite has one writer: share its commits. PostgreSQL takes concurrent
+	// inserts and flushes concurrent commits together itself, so there each
+	// delivery commits on its own connection instead of queueing behind
+	// unrelated writes in the single batch writer.
+	if s.db.Dialect() == store.Postgres {
+		err = s.db.WriteRow(ctx, insert, args...).Scan(&id)
+		dup = errors.Is(err, sql.ErrNoRows)
+	} else {
+		err = s.db.Batched(ctx, func(q store.Querier) error {
+			// A duplicate is not an error: an error would make the whole
+			// group commit roll back and re-run its writes one by one.
+			err := q.QueryRow(ctx, insert, args...).Scan(&id)
+			dup = errors.Is(err, sql.ErrNoRows)
+			if dup {
+				return nil
+			}
+			return err
+		})
+	}
+	if dup {
+		return 0, true, nil
+	}
 	if err != nil {
 		return 0, false, fmt.Errorf("store billing event: %w", err)
 	}
