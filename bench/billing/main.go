@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/bench/loadgen"
-	"github.com/partnerd/partnerd/internal/store"
 )
 
 const secret = "whsec_bench"
@@ -98,27 +97,9 @@ func run(f loadgen.Flags) error {
 	if err := pd.Stop(); err != nil {
 		return err
 	}
-	dbh, err := store.Open(ctx, pd.DSN)
+	missing, _, err := loadgen.Missing(ctx, pd.DSN, "SELECT event_id FROM billing_events", res.Tags)
 	if err != nil {
 		return err
-	}
-	defer dbh.Close()
-	stored := map[string]bool{}
-	rows, err := dbh.Query(ctx, "SELECT event_id FROM billing_events")
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id string
-		_ = rows.Scan(&id)
-		stored[id] = true
-	}
-	rows.Close()
-	missing := 0
-	for _, id := range res.Tags {
-		if !stored[id] {
-			missing++
-		}
 	}
 	fmt.Printf("POST /webhooks/stripe/{company}, signed charge.succeeded events, %d clients, %s per run, 127.0.0.1, %s\n",
 		f.Conc, f.Dur, loadgen.Engine(f.DB))

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/bench/loadgen"
-	"github.com/partnerd/partnerd/internal/store"
 )
 
 func main() {
@@ -82,34 +81,15 @@ func run(f loadgen.Flags) error {
 	_ = pd.Cmd.Wait()
 
 	// Every acknowledged key must be in the database.
-	ctx := context.Background()
-	dbh, err := store.Open(ctx, pd.DSN)
+	missing, stored, err := loadgen.Missing(context.Background(), pd.DSN, "SELECT key FROM transactions", res.Tags)
 	if err != nil {
 		return err
-	}
-	defer dbh.Close()
-	stored := map[string]bool{}
-	rows, err := dbh.Query(ctx, "SELECT key FROM transactions")
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var k string
-		_ = rows.Scan(&k)
-		stored[k] = true
-	}
-	rows.Close()
-	missing := 0
-	for _, k := range res.Tags {
-		if !stored[k] {
-			missing++
-		}
 	}
 	fmt.Printf("POST /api/v2/transactions, %d clients, %s per run, 127.0.0.1\n", f.Conc, f.Dur)
 	fmt.Printf("  bare net/http JSON handler : %8.0f req/s  p50 %-9s p99 %s\n", bare.RPS, bare.Pct(.5), bare.Pct(.99))
 	fmt.Printf("  partnerd (%-8s)         : %8.0f req/s  p50 %-9s p99 %s\n", pd.Engine, res.RPS, res.Pct(.5), res.Pct(.99))
 	fmt.Printf("  ratio                      : %8.3f  (target >= 0.15)\n", res.RPS/bare.RPS)
-	fmt.Printf("  kill -9 with requests in flight: %d acknowledged, %d missing after restart, %d stored in all\n", len(res.Tags), missing, len(stored))
+	fmt.Printf("  kill -9 with requests in flight: %d acknowledged, %d missing after restart, %d stored in all\n", len(res.Tags), missing, stored)
 	if missing > 0 {
 		return errors.New("acknowledged transactions were lost")
 	}

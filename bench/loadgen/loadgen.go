@@ -347,3 +347,38 @@ func Engine(db string) string {
 	}
 	return "postgres"
 }
+
+// Missing opens the database at dsn and counts the tags that column (one
+// text column of one table, e.g. "SELECT key FROM transactions") does not
+// hold: acknowledged writes that were lost. It also returns how many rows
+// there are in all.
+func Missing(ctx context.Context, dsn, query string, tags []string) (missing, stored int, err error) {
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer db.Close()
+	rows, err := db.Query(ctx, query)
+	if err != nil {
+		return 0, 0, err
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		have[k] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tags {
+		if !have[t] {
+			missing++
+		}
+	}
+	return missing, len(have), nil
+}

@@ -17,16 +17,7 @@ import (
 
 func TestBillingAndEventsCommands(t *testing.T) {
 	ctx := context.Background()
-	db := filepath.Join(t.TempDir(), "cli.db")
-	out, _, err := runCLI(t, "program", "create", "--db", db, "--name", "Acme", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct {
-		CompanyKey string `json:"company_key"`
-	}
-	_ = json.Unmarshal([]byte(out), &created)
-	co := created.CompanyKey
+	db, co := cliCompany(t)
 
 	if _, _, err := runCLI(t, "billing", "configure", "--db", db, "--company", co, "--provider", "paddle", "--secret", "x"); err == nil || !strings.Contains(err.Error(), "'provider'") {
 		t.Fatalf("an unknown provider was accepted: %v", err)
@@ -86,4 +77,22 @@ func hmacHex(key, msg string) string {
 	m := hmac.New(sha256.New, []byte(key))
 	m.Write([]byte(msg))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// cliCompany creates a company with the CLI in a new SQLite database and
+// returns the database path and the company key.
+func cliCompany(t *testing.T) (db, company string) {
+	t.Helper()
+	db = filepath.Join(t.TempDir(), "cli.db")
+	out, _, err := runCLI(t, "program", "create", "--db", db, "--name", "Acme", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		CompanyKey string `json:"company_key"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.CompanyKey == "" {
+		t.Fatalf("program create --json: %q %v", out, err)
+	}
+	return db, created.CompanyKey
 }

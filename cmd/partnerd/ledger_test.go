@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,16 +13,7 @@ import (
 
 func TestOfferPayoutAndRecomputeCommands(t *testing.T) {
 	ctx := context.Background()
-	db := filepath.Join(t.TempDir(), "cli.db")
-	out, _, err := runCLI(t, "program", "create", "--db", db, "--name", "Acme", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var created struct {
-		CompanyKey string `json:"company_key"`
-	}
-	_ = json.Unmarshal([]byte(out), &created)
-	co := created.CompanyKey
+	db, co := cliCompany(t)
 
 	if _, _, err := runCLI(t, "offer", "create", "--db", db, "--company", co, "--name", "Rev", "--trigger", "transaction", "--type", "percent", "--rate", "200"); err == nil || !strings.Contains(err.Error(), "'rate'") {
 		t.Fatalf("a bad rate was accepted: %v", err)
@@ -62,7 +51,7 @@ func TestOfferPayoutAndRecomputeCommands(t *testing.T) {
 	a.Close()
 	period := time.Now().UTC().Format("2006-01")
 
-	out, _, err = runCLI(t, "rewards", "recompute", "--db", db, "--company", co)
+	out, _, err := runCLI(t, "rewards", "recompute", "--db", db, "--company", co)
 	if err != nil || !strings.Contains(out, "0 rewards created, 0 updated, 0 archived") {
 		t.Fatalf("recompute of unchanged data: %q %v", out, err)
 	}
