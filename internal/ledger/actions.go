@@ -175,11 +175,7 @@ type ActionFilter struct {
 
 // ListActions lists actions the principal may see.
 func (s *Service) ListActions(ctx context.Context, p program.Principal, f ActionFilter, page store.Page) ([]Action, store.Result, error) {
-	spec := store.ListSpec{Select: actionCols, From: actionFrom, KeyCol: "a.key", IDCol: "a.id",
-		Scope: []string{"a.company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
-	if p.IsPartner() {
-		spec.Within("a.partnership_id = ?", p.PartnershipID)
-	}
+	spec := p.List(actionCols, actionFrom, "a", "a.partnership_id")
 	spec.WhereSet("p.key = ?", f.PartnershipKey)
 	if f.CustomerKey != "" {
 		spec.Where("(cu.key = ? OR cu.customer_key = ?)", f.CustomerKey, f.CustomerKey)

@@ -327,8 +327,7 @@ func (s *Service) ArchiveOffer(ctx context.Context, p program.Principal, key str
 
 // ListOffers lists a company's offers.
 func (s *Service) ListOffers(ctx context.Context, p program.Principal, includeArchived bool, page store.Page) ([]Offer, store.Result, error) {
-	spec := store.ListSpec{Select: offerCols, From: offerFrom, KeyCol: "o.key", IDCol: "o.id",
-		Scope: []string{"o.company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
+	spec := p.List(offerCols, offerFrom, "o", "")
 	if !includeArchived {
 		spec.Where("o.archived = 0")
 	}

@@ -268,10 +268,8 @@ func (s *Service) MarkPaid(ctx context.Context, p program.Principal, key, refere
 		if _, err := tx.Exec(ctx, "UPDATE rewards SET status = ?, updated_at = ? WHERE payout_id = ?", StatusPaid, now, po.ID); err != nil {
 			return fmt.Errorf("mark rewards paid: %w", err)
 		}
-		for _, id := range ids {
-			if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.RewardUpdated, outbox.KindReward, id, now); err != nil {
-				return err
-			}
+		if err := outbox.EmitAll(ctx, tx, p.CompanyID, outbox.RewardUpdated, outbox.KindReward, ids, now); err != nil {
+			return err
 		}
 		if err := outbox.Emit(ctx, tx, p.CompanyID, outbox.PayoutPaid, outbox.KindPayout, po.ID, now); err != nil {
 			return err
@@ -308,11 +306,7 @@ type PayoutFilter struct {
 
 // ListPayouts lists payouts the principal may see.
 func (s *Service) ListPayouts(ctx context.Context, p program.Principal, f PayoutFilter, page store.Page) ([]Payout, store.Result, error) {
-	spec := store.ListSpec{Select: payoutCols, From: payoutFrom, KeyCol: "po.key", IDCol: "po.id",
-		Scope: []string{"po.company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
-	if p.IsPartner() {
-		spec.Within("po.partnership_id = ?", p.PartnershipID)
-	}
+	spec := p.List(payoutCols, payoutFrom, "po", "po.partnership_id")
 	if f.Period != "" {
 		if _, err := ParsePeriod(f.Period); err != nil {
 			return nil, store.Result{}, err

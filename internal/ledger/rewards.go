@@ -572,11 +572,7 @@ type RewardFilter struct {
 
 // ListRewards lists rewards the principal may see.
 func (s *Service) ListRewards(ctx context.Context, p program.Principal, f RewardFilter, page store.Page) ([]Reward, store.Result, error) {
-	spec := store.ListSpec{Select: rewardCols, From: rewardFrom, KeyCol: "r.key", IDCol: "r.id",
-		Scope: []string{"r.company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
-	if p.IsPartner() {
-		spec.Within("r.partnership_id = ?", p.PartnershipID)
-	}
+	spec := p.List(rewardCols, rewardFrom, "r", "r.partnership_id")
 	if f.Status != "" {
 		switch f.Status {
 		case StatusHold, StatusPending, StatusApproved, StatusDeclined, StatusPaid:

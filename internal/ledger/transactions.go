@@ -277,13 +277,7 @@ type TransactionFilter struct {
 
 // ListTransactions lists transactions the principal may see.
 func (s *Service) ListTransactions(ctx context.Context, p program.Principal, f TransactionFilter, page store.Page) ([]Transaction, store.Result, error) {
-	spec := store.ListSpec{
-		Select: txCols, From: txFrom, KeyCol: "t.key", IDCol: "t.id",
-		Scope: []string{"t.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
-	}
-	if p.IsPartner() {
-		spec.Within("t.partnership_id = ?", p.PartnershipID)
-	}
+	spec := p.List(txCols, txFrom, "t", "t.partnership_id")
 	if f.CustomerKey != "" {
 		spec.Where("(cu.key = ? OR cu.customer_key = ?)", f.CustomerKey, f.CustomerKey)
 	}

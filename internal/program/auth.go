@@ -9,6 +9,7 @@ import (
 
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/secret"
+	"github.com/partnerd/partnerd/internal/store"
 )
 
 // Principal is who a request acts as: a company through one of its key pairs,
@@ -40,6 +41,19 @@ func (p Principal) Scoped(selectFrom, companyCol, partnershipCol, cond string, a
 		all = append(all, p.PartnershipID)
 	}
 	return query, all
+}
+
+// List is Scoped for lists: a list of what alias names (its key and id
+// columns are alias.key and alias.id) within the principal's company and,
+// for a partner, within its partnership, whose column partnershipCol names
+// ("" for lists partners cannot reach).
+func (p Principal) List(selectCols, from, alias, partnershipCol string) store.ListSpec {
+	spec := store.ListSpec{Select: selectCols, From: from, KeyCol: alias + ".key", IDCol: alias + ".id",
+		Scope: []string{alias + ".company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
+	if p.IsPartner() && partnershipCol != "" {
+		spec.Within(partnershipCol+" = ?", p.PartnershipID)
+	}
+	return spec
 }
 
 var errBadKeys = errs.E(errs.Unauthorized, "Unauthorized: the public key and secret key do not match")

@@ -378,13 +378,7 @@ type CustomerFilter struct {
 
 // ListCustomers lists customers the principal may see.
 func (s *Service) ListCustomers(ctx context.Context, p Principal, f CustomerFilter, page store.Page) ([]Customer, store.Result, error) {
-	spec := store.ListSpec{
-		Select: customerCols, From: customerFrom, KeyCol: "cu.key", IDCol: "cu.id",
-		Scope: []string{"cu.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
-	}
-	if p.IsPartner() {
-		spec.Within("cu.partnership_id = ?", p.PartnershipID)
-	}
+	spec := p.List(customerCols, customerFrom, "cu", "cu.partnership_id")
 	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
 	spec.WhereSet("p.key = ?", f.PartnershipKey)
 	if f.GroupKey != "" {

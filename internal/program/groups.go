@@ -85,10 +85,7 @@ func (s *Service) groupBy(ctx context.Context, q store.Querier, companyID int64,
 
 // ListGroups lists the company's groups.
 func (s *Service) ListGroups(ctx context.Context, p Principal, page store.Page) ([]Group, store.Result, error) {
-	spec := store.ListSpec{
-		Select: groupCols, From: "groups g", KeyCol: "g.key", IDCol: "g.id",
-		Scope: []string{"g.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
-	}
+	spec := p.List(groupCols, "groups g", "g", "")
 	page.Apply(&spec, "g")
 	return store.List(ctx, s.db, spec, scanGroup)
 }

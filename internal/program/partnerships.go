@@ -338,13 +338,7 @@ type PartnershipFilter struct {
 
 // ListPartnerships lists partnerships the principal may see.
 func (s *Service) ListPartnerships(ctx context.Context, p Principal, f PartnershipFilter, page store.Page) ([]Partnership, store.Result, error) {
-	spec := store.ListSpec{
-		Select: partnershipCols, From: partnershipFrom, KeyCol: "p.key", IDCol: "p.id",
-		Scope: []string{"p.company_id = ?"}, ScopeArgs: []any{p.CompanyID},
-	}
-	if p.IsPartner() {
-		spec.Within("p.id = ?", p.PartnershipID)
-	}
+	spec := p.List(partnershipCols, partnershipFrom, "p", "p.id")
 	spec.WhereSet("g.key = ?", f.GroupKey)
 	if f.Group != "" {
 		spec.Where("g.slug = ?", Slugify(f.Group))

@@ -183,8 +183,7 @@ func (s *Service) Archive(ctx context.Context, p program.Principal, key string) 
 
 // List lists a company's webhooks.
 func (s *Service) List(ctx context.Context, p program.Principal, includeArchived bool, page store.Page) ([]Webhook, store.Result, error) {
-	spec := store.ListSpec{Select: webhookCols, From: "webhooks w", KeyCol: "w.key", IDCol: "w.id",
-		Scope: []string{"w.company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
+	spec := p.List(webhookCols, "webhooks w", "w", "")
 	if !includeArchived {
 		spec.Where("w.archived = 0")
 	}
