@@ -1,8 +1,6 @@
 package api
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,20 +12,13 @@ import (
 // UseBilling sets the billing inbox.
 func (s *Server) UseBilling(b *billing.Service) { s.billing = b }
 
-// maxWebhookBody bounds a provider's delivery.
-const maxWebhookBody = 1 << 20
-
 // receiveBilling is a provider's webhook: verified on the raw body, stored,
 // acknowledged. Test-mode endpoints end in /test.
 func (s *Server) receiveBilling(test bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		body, err := readBody(w, r) // raw: signatures are over the bytes as sent
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return errs.E(errs.Invalid, "the body is larger than %d bytes", maxWebhookBody)
-			}
-			return errs.E(errs.Invalid, "could not read the body: %v", err)
+			return err
 		}
 		id, dup, err := s.billing.Receive(r.Context(), r.PathValue("provider"), r.PathValue("company"), test, r.Header, body)
 		if err != nil {

@@ -55,6 +55,15 @@ type body map[string]json.RawMessage
 // decodeBody reads and validates r's JSON body against sc. Every failure is
 // an errs.Invalid whose message names the field.
 func decodeBody(w http.ResponseWriter, r *http.Request, sc schema) (body, error) {
+	raw, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return parseBody(raw, sc)
+}
+
+// readBody reads r's body, at most maxBody bytes, as it came.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -63,7 +72,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, sc schema) (body, error)
 		}
 		return nil, errs.E(errs.Invalid, "could not read the request body")
 	}
-	return parseBody(raw, sc)
+	return raw, nil
 }
 
 func parseBody(raw []byte, sc schema) (body, error) {

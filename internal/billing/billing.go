@@ -83,7 +83,11 @@ func (s *Service) endpoint(ctx context.Context, provider, companyKey string, tes
 	if err != nil {
 		return 0, "", err
 	}
-	_, sec, err := s.config(ctx, co.ID, provider, test)
+	_, sealed, err := s.config(ctx, co.ID, provider, test)
+	if err != nil {
+		return 0, "", err
+	}
+	sec, err := s.openSecret(sealed)
 	if err != nil {
 		return 0, "", err
 	}
@@ -172,7 +176,8 @@ func (s *Service) Configure(ctx context.Context, companyID int64, in ConfigInput
 	return c, err
 }
 
-// config reads a company's settings and secret for a provider and mode.
+// config reads a company's settings for a provider and mode, and its
+// secret still sealed: only intake needs it opened (openSecret).
 func (s *Service) config(ctx context.Context, companyID int64, provider string, test bool) (Config, string, error) {
 	c := Config{Provider: provider, Test: test}
 	var sealed string
@@ -189,18 +194,20 @@ func (s *Service) config(ctx context.Context, companyID int64, provider string, 
 	if err != nil {
 		return c, "", fmt.Errorf("read billing settings: %w", err)
 	}
+	return c, sealed, nil
+}
+
+// openSecret decrypts a stored provider secret.
+func (s *Service) openSecret(sealed string) (string, error) {
 	if s.box == nil {
-		return c, "", errors.New("billing: a provider secret is stored but this install has no encryption key (PARTNERD_SECRET_KEY)")
+		return "", errors.New("billing: a provider secret is stored but this install has no encryption key (PARTNERD_SECRET_KEY)")
 	}
 	plain, err := s.box.Open(sealed)
 	if err != nil {
-		return c, "", fmt.Errorf("billing: %w", err)
+		return "", fmt.Errorf("billing: %w", err)
 	}
-	return c, plain, nil
+	return plain, nil
 }
-
-// maxBody bounds a delivery; providers' events are a few kilobytes.
-const maxBody = 1 << 20
 
 // Receive verifies a delivery and stores it in the inbox. A delivery
 // whose event id is already there is acknowledged and not stored again
