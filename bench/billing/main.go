@@ -81,19 +81,12 @@ func run(f loadgen.Flags) error {
 	if err != nil {
 		return err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = pd.Cmd.Process.Kill()
-			_ = pd.Cmd.Wait()
-		}
-	}()
+	defer pd.Kill() // on an error path; a no-op after Stop
 	cmd := exec.Command(b.Bin, "billing", "configure", "--db", pd.DSN, "--company", pd.CompanyKey, "--provider", "stripe", "--secret", secret)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("billing configure: %v: %s", err, out)
 	}
 	res := loadgen.Run(f.Conc, f.Dur, 200, events(pd.Base, pd.CompanyKey, 1), nil)
-	stopped = true
 	if err := pd.Stop(); err != nil {
 		return err
 	}

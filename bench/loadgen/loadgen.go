@@ -186,6 +186,7 @@ type Partnerd struct {
 	PublicKey  string
 	SecretKey  string
 	Cmd        *exec.Cmd
+	stopped    bool
 }
 
 // StartPartnerd creates a company (with website, if given) in a fresh
@@ -271,13 +272,8 @@ type Bench struct {
 // (this binary run with -bare-server) with next for f.Dur. Call Close when
 // done.
 func Prepare(f Flags, want int, next func(base string) func(w, i int) (*http.Request, string)) (*Bench, error) {
-	dir, err := os.MkdirTemp("", "partnerd-bench-")
+	b, err := Build()
 	if err != nil {
-		return nil, err
-	}
-	b := &Bench{Dir: dir}
-	if b.Bin, err = BuildPartnerd(dir); err != nil {
-		b.Close()
 		return nil, err
 	}
 	base, stop, err := StartBare()
@@ -287,6 +283,21 @@ func Prepare(f Flags, want int, next func(base string) func(w, i int) (*http.Req
 	}
 	b.Bare = Run(f.Conc, f.Dur, want, next(base), nil)
 	stop()
+	return b, nil
+}
+
+// Build makes a temp dir with a freshly built partnerd, for benchmarks
+// whose baseline is partnerd itself. Call Close when done.
+func Build() (*Bench, error) {
+	dir, err := os.MkdirTemp("", "partnerd-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &Bench{Dir: dir}
+	if b.Bin, err = BuildPartnerd(dir); err != nil {
+		b.Close()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -321,6 +332,7 @@ func ResetDB(ctx context.Context, dir, dbArg string) error {
 
 // Stop shuts partnerd down gracefully (SIGTERM) and waits for it.
 func (p *Partnerd) Stop() error {
+	p.stopped = true
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop partnerd: %w", err)
 	}
@@ -381,4 +393,15 @@ func Missing(ctx context.Context, dsn, query string, tags []string) (missing, st
 		}
 	}
 	return missing, len(have), nil
+}
+
+// Kill ends partnerd at once unless Stop already ran, for benchmarks'
+// error paths.
+func (p *Partnerd) Kill() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	_ = p.Cmd.Process.Kill()
+	_ = p.Cmd.Wait()
 }

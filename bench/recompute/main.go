@@ -44,15 +44,12 @@ func main() {
 
 func run(f loadgen.Flags, n int) error {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "partnerd-bench-")
+	b, err := loadgen.Build()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin, err := loadgen.BuildPartnerd(dir)
-	if err != nil {
-		return err
-	}
+	defer b.Close()
+	dir, bin := b.Dir, b.Bin
 	if err := loadgen.ResetDB(ctx, dir, f.DB); err != nil {
 		return err
 	}

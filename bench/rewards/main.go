@@ -71,15 +71,12 @@ func (s *side) rps() float64 { return s.served / s.secs }
 
 func run(f loadgen.Flags, rounds int, mix string) error {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "partnerd-bench-")
+	b, err := loadgen.Build()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin, err := loadgen.BuildPartnerd(dir)
-	if err != nil {
-		return err
-	}
+	defer b.Close()
+	dir, bin := b.Dir, b.Bin
 	none := &side{name: "no offers"}
 	three := &side{name: "3 active offers", mix: mix, perTx: 3}
 	if mix == "typical" {
@@ -112,13 +109,7 @@ func once(ctx context.Context, f loadgen.Flags, bin, dir string, s *side, n int)
 	if err != nil {
 		return err
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = pd.Cmd.Process.Kill()
-			_ = pd.Cmd.Wait()
-		}
-	}()
+	defer pd.Kill() // on an error path; a no-op after Stop
 	if err := pd.Post("/api/v2/partnerships", `{"email":"bench@partner.test","partner_key":"bench"}`); err != nil {
 		return err
 	}
@@ -131,7 +122,6 @@ func once(ctx context.Context, f loadgen.Flags, bin, dir string, s *side, n int)
 		return err
 	}
 	res := loadgen.Run(f.Conc, f.Dur, 200, transactions(pd.Base, pd.Auth(), n), nil)
-	stopped = true
 	if err := pd.Stop(); err != nil {
 		return err
 	}
