@@ -100,7 +100,6 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return nil, err
 	}
 	led := ledger.New(db, cfg.Clock, prog)
-	prog.OnCustomerCreated(led.RewardSignup)
 	trk, err := tracking.New(ctx, db, cfg.Clock, prog, cfg.Logger, reg)
 	if err != nil {
 		db.Close()
@@ -125,6 +124,14 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		}
 	}
 	bill := billing.New(db, cfg.Clock, prog, led, box)
+	// A new customer earns its sign-up rewards and lets billing events
+	// that waited for it go on, in the transaction that creates it.
+	prog.OnCustomerCreated(func(ctx context.Context, q store.Querier, cu program.Customer) error {
+		if err := led.RewardSignup(ctx, q, cu); err != nil {
+			return err
+		}
+		return bill.CustomerCreated(ctx, q, cu)
+	})
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
 	srv.UseBilling(bill)
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)

@@ -18,6 +18,7 @@ import (
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/money"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
@@ -114,6 +115,7 @@ type Config struct {
 	Provider     string
 	Test         bool
 	PaymentsFrom string
+	Currency     string // Chargify and Recurly: for payments that name no currency
 	CreatedAt    int64
 	UpdatedAt    int64
 }
@@ -126,6 +128,7 @@ type ConfigInput struct {
 	Test         bool
 	Secret       string
 	PaymentsFrom string // Stripe: charge (default) or invoice
+	Currency     string // Chargify, Recurly: the site's currency, for payloads that name none (default USD)
 }
 
 func validProvider(p string) error {
@@ -157,16 +160,30 @@ func (s *Service) Configure(ctx context.Context, companyID int64, in ConfigInput
 	case in.Provider == Stripe && in.PaymentsFrom != FromCharge && in.PaymentsFrom != FromInvoice:
 		return Config{}, errs.E(errs.Invalid, "'payments_from' must be charge (charge.succeeded) or invoice (invoice.payment_succeeded)")
 	}
+	switch {
+	case in.Currency != "" && in.Provider != Chargify && in.Provider != Recurly:
+		return Config{}, errs.E(errs.Invalid, "'currency' applies to chargify and recurly only (the others name the currency in every payment)")
+	case in.Provider == Chargify || in.Provider == Recurly:
+		if in.Currency == "" {
+			in.Currency = "USD"
+		}
+		cur, err := money.Currency("currency", in.Currency)
+		if err != nil {
+			return Config{}, err
+		}
+		in.Currency = cur
+	}
 	if s.box == nil {
 		return Config{}, errs.E(errs.Invalid, "this install has no encryption key for provider secrets: set PARTNERD_SECRET_KEY "+
 			"(the base64 of 32 random bytes, the same on every node)")
 	}
 	now := s.now()
 	sealed := s.box.Seal(in.Secret)
-	if _, err := s.db.Exec(ctx, `INSERT INTO billing_configs (company_id, provider, test, secret, payments_from, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, provider, test)
-		DO UPDATE SET secret = excluded.secret, payments_from = excluded.payments_from, updated_at = excluded.updated_at`,
-		companyID, in.Provider, store.Bool(in.Test), sealed, in.PaymentsFrom, now, now); err != nil {
+	if _, err := s.db.Exec(ctx, `INSERT INTO billing_configs (company_id, provider, test, secret, payments_from, currency, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, provider, test)
+		DO UPDATE SET secret = excluded.secret, payments_from = excluded.payments_from, currency = excluded.currency,
+		updated_at = excluded.updated_at`,
+		companyID, in.Provider, store.Bool(in.Test), sealed, in.PaymentsFrom, in.Currency, now, now); err != nil {
 		return Config{}, fmt.Errorf("store billing settings: %w", err)
 	}
 	c, _, err := s.config(ctx, companyID, in.Provider, in.Test)
@@ -181,9 +198,9 @@ func (s *Service) Configure(ctx context.Context, companyID int64, in ConfigInput
 func (s *Service) config(ctx context.Context, companyID int64, provider string, test bool) (Config, string, error) {
 	c := Config{Provider: provider, Test: test}
 	var sealed string
-	err := s.db.QueryRow(ctx, `SELECT secret, payments_from, created_at, updated_at FROM billing_configs
+	err := s.db.QueryRow(ctx, `SELECT secret, payments_from, currency, created_at, updated_at FROM billing_configs
 		WHERE company_id = ? AND provider = ? AND test = ?`, companyID, provider, store.Bool(test)).
-		Scan(&sealed, &c.PaymentsFrom, &c.CreatedAt, &c.UpdatedAt)
+		Scan(&sealed, &c.PaymentsFrom, &c.Currency, &c.CreatedAt, &c.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		mode := "production"
 		if test {

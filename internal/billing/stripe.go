@@ -2,14 +2,10 @@ package billing
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
-	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
 )
 
@@ -43,10 +39,25 @@ type stripeCharge struct {
 
 type stripeInvoice struct {
 	ID       string `json:"id"`
+	Charge   string `json:"charge"`
 	Subtotal int64  `json:"subtotal"`
 	Currency string `json:"currency"`
 	Customer string `json:"customer"`
 	Created  int64  `json:"created"`
+}
+
+type stripeDispute struct {
+	ID       string `json:"id"`
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+	Charge   string `json:"charge"`
+	Reason   string `json:"reason"`
+	Status   string `json:"status"`
+}
+
+func stripePayment(key, customer string, amount int64, currency string, created int64) paymentIn {
+	return paymentIn{key: key, customer: program.CustomerRef{ProviderKey: customer}, who: "provider_key " + customer,
+		waitFor: waitProvider(customer), amount: amount, currency: currency, at: created * 1000}
 }
 
 // handleStripe maps a Stripe event the way PartnerStack does.
@@ -68,26 +79,39 @@ func (s *Service) handleStripe(ctx context.Context, p program.Principal, e Event
 		if err := json.Unmarshal(ev.Data.Object, &c); err != nil {
 			return ignored("the customer object is malformed: %v", err), nil
 		}
-		return s.stripeCustomer(ctx, p, c)
+		key := c.Metadata["customer_key"]
+		if key == "" {
+			key = c.Metadata["customer_id"]
+		}
+		return s.customer(ctx, p, providerCustomer{provider: Stripe, id: c.ID, customerKey: key, partnerKey: c.Metadata["partner_key"],
+			email: c.Email, name: c.Name})
 	case "charge.succeeded", "invoice.payment_succeeded":
 		want := map[string]string{"charge.succeeded": FromCharge, "invoice.payment_succeeded": FromInvoice}[ev.Type]
 		if cfg.PaymentsFrom != want {
+			ref, err := s.linkInvoiceCharge(ctx, p, ev)
+			if err != nil {
+				return outcome{}, err
+			}
 			return ignored("payments are counted from %s events (the payments_from setting)", map[string]string{FromCharge: "charge.succeeded",
-				FromInvoice: "invoice.payment_succeeded"}[cfg.PaymentsFrom]), nil
+				FromInvoice: "invoice.payment_succeeded"}[cfg.PaymentsFrom]).provide(ref...), nil
 		}
 		if ev.Type == "charge.succeeded" {
 			var c stripeCharge
 			if err := json.Unmarshal(ev.Data.Object, &c); err != nil || c.ID == "" {
 				return ignored("the charge object is malformed"), nil
 			}
-			return s.payment(ctx, p, "stripe:"+c.ID, c.Customer, c.Amount, c.Currency, c.Created*1000)
+			return s.payment(ctx, p, stripePayment("stripe:"+c.ID, c.Customer, c.Amount, c.Currency, c.Created))
 		}
 		var inv stripeInvoice
 		if err := json.Unmarshal(ev.Data.Object, &inv); err != nil || inv.ID == "" {
 			return ignored("the invoice object is malformed"), nil
 		}
 		// PartnerStack counts an invoice's subtotal (before tax and discounts on the total).
-		return s.payment(ctx, p, "stripe:"+inv.ID, inv.Customer, inv.Subtotal, inv.Currency, inv.Created*1000)
+		in := stripePayment("stripe:"+inv.ID, inv.Customer, inv.Subtotal, inv.Currency, inv.Created)
+		if inv.Charge != "" {
+			in.links = []string{"stripe:charge:" + inv.Charge} // disputes name the charge
+		}
+		return s.payment(ctx, p, in)
 	case "charge.refunded":
 		var c stripeCharge
 		if err := json.Unmarshal(ev.Data.Object, &c); err != nil || c.ID == "" {
@@ -100,142 +124,99 @@ func (s *Service) handleStripe(ctx context.Context, p program.Principal, e Event
 			}
 			key = "stripe:" + c.Invoice
 		}
-		full := c.Refunded || c.AmountRefunded >= c.Amount
-		return s.refund(ctx, p, key, c.AmountRefunded, full, c.Currency)
+		return s.refund(ctx, p, refundIn{paymentKey: key, refundKey: fmt.Sprintf("%s:refunded:%d", key, c.AmountRefunded),
+			total: c.AmountRefunded, full: c.Refunded || c.AmountRefunded >= c.Amount, what: "refund"})
+	case "charge.dispute.created", "charge.dispute.closed":
+		var d stripeDispute
+		if err := json.Unmarshal(ev.Data.Object, &d); err != nil || d.ID == "" || d.Charge == "" {
+			return ignored("the dispute object is malformed"), nil
+		}
+		return s.stripeDispute(ctx, p, cfg, ev.Type, d)
 	}
 	return ignored("partnerd does not use %s events", ev.Type), nil
 }
 
-// stripeCustomer links a Stripe customer to ours by metadata.customer_key
-// (or customer_id) and stores its id as provider_key; with
-// metadata.partner_key too, a customer partnerd does not have is created
-// and attributed.
-func (s *Service) stripeCustomer(ctx context.Context, p program.Principal, c stripeCustomer) (outcome, error) {
-	key := c.Metadata["customer_key"]
-	if key == "" {
-		key = c.Metadata["customer_id"]
-	}
-	if key == "" || c.ID == "" {
-		return ignored("the Stripe customer has no metadata.customer_key (or customer_id)"), nil
-	}
-	provider := c.ID
-	_, err := s.program.ResolveCustomer(ctx, s.db, p, program.CustomerRef{ExternalKey: key})
-	switch {
-	case err == nil:
-		if _, err := s.program.UpdateCustomer(ctx, p, key, program.CustomerInput{ProviderKey: &provider}); err != nil {
-			return outcome{}, err
+// linkInvoiceCharge remembers, from the payment event of the mode that is
+// not counted, which invoice a charge paid: disputes name only the charge.
+func (s *Service) linkInvoiceCharge(ctx context.Context, p program.Principal, ev stripeEvent) ([]string, error) {
+	var charge, invoice string
+	switch ev.Type {
+	case "charge.succeeded":
+		var c stripeCharge
+		if json.Unmarshal(ev.Data.Object, &c) == nil {
+			charge, invoice = c.ID, c.Invoice
 		}
-		return done("customer %s linked to Stripe customer %s", key, c.ID), nil
-	case !errors.Is(err, program.ErrNoCustomer):
-		return outcome{}, err
-	}
-	partner := c.Metadata["partner_key"]
-	if partner == "" {
-		return waiting("no customer %q yet, and no metadata.partner_key to create one", key), nil
-	}
-	in := program.CustomerInput{CustomerKey: &key, PartnerKey: &partner, ProviderKey: &provider, Source: "stripe", EmailOptional: true}
-	if c.Email != "" {
-		in.Email = &c.Email
-	}
-	if c.Name != "" {
-		in.Name = &c.Name
-	}
-	if _, _, err := s.program.CreateCustomer(ctx, p, in); err != nil {
-		if errs.CodeOf(err) == errs.Internal {
-			return outcome{}, err
+	case "invoice.payment_succeeded":
+		var inv stripeInvoice
+		if json.Unmarshal(ev.Data.Object, &inv) == nil {
+			charge, invoice = inv.Charge, inv.ID
 		}
-		return waiting("cannot create customer %q: %s", key, errs.MessageOf(err)), nil
 	}
-	return done("customer %s created for partner %s from Stripe customer %s", key, partner, c.ID), nil
+	if charge == "" || invoice == "" {
+		return nil, nil
+	}
+	ref := "stripe:charge:" + charge
+	return []string{waitLink(ref)}, s.link(ctx, p, ref, "stripe:"+invoice)
 }
 
-// payment records a provider payment as a transaction keyed by the
-// provider's id, so a redelivery never adds money.
-func (s *Service) payment(ctx context.Context, p program.Principal, key, providerCustomer string, amount int64, currency string, at int64) (outcome, error) {
-	if providerCustomer == "" {
-		return ignored("the payment names no customer"), nil
-	}
-	if amount <= 0 {
-		return ignored("a payment of %d earns nothing", amount), nil
-	}
-	in := ledger.TransactionInput{Customer: program.CustomerRef{ProviderKey: providerCustomer}, Amount: amount,
-		Currency: strings.ToUpper(currency), Key: key}
-	if at > 0 && at <= s.now() {
-		in.CreatedAt = &at
-	}
-	t, replayed, err := s.ledger.CreateTransaction(ctx, p, in)
-	if errors.Is(err, program.ErrNoCustomer) {
-		return waiting("no customer has provider_key %s yet", providerCustomer), nil
-	}
-	if err != nil {
-		return outcome{}, err
-	}
-	if replayed {
-		return done("transaction %s was already recorded", t.Key), nil
-	}
-	return done("transaction %s: %d %s for customer %s", t.Key, t.Amount, t.Currency, t.CustomerKey), nil
-}
-
-// refund reverses a payment. Providers report the running refunded total:
-// a partial refund records the increase as a negative transaction; a full
-// refund deletes the payment (reversing its rewards, or clawing them back
-// once paid) and the partial refunds recorded before it.
-func (s *Service) refund(ctx context.Context, p program.Principal, paymentKey string, refundedTotal int64, full bool, currency string) (outcome, error) {
-	pay, err := s.ledger.GetTransaction(ctx, p, paymentKey)
-	if errs.CodeOf(err) == errs.NotFound {
-		return waiting("the refunded payment %s has not arrived yet", paymentKey), nil
-	}
-	if err != nil {
-		return outcome{}, err
-	}
-	var before int64
-	var keys []string
-	var keysJSON string
-	err = s.db.QueryRow(ctx, "SELECT refunded, refund_keys FROM billing_refunds WHERE company_id = ? AND payment_key = ?",
-		p.CompanyID, paymentKey).Scan(&before, &keysJSON)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return outcome{}, fmt.Errorf("read refunds so far: %w", err)
-	}
-	if keysJSON != "" {
-		if err := json.Unmarshal([]byte(keysJSON), &keys); err != nil {
-			return outcome{}, fmt.Errorf("read refunds so far: %w", err)
+// stripeDispute holds a disputed payment's rewards while the dispute is
+// open, releases them when it is won (or closed as a warning), and reverses
+// the payment when it is lost: a dispute for less than the payment is a
+// partial refund of the disputed amount.
+func (s *Service) stripeDispute(ctx context.Context, p program.Principal, cfg Config, typ string, d stripeDispute) (outcome, error) {
+	key := "stripe:" + d.Charge
+	if cfg.PaymentsFrom == FromInvoice {
+		k, err := s.linked(ctx, p, "stripe:charge:"+d.Charge)
+		if err != nil {
+			return outcome{}, err
 		}
+		if k == "" {
+			return waiting(waitLink("stripe:charge:"+d.Charge), "the invoice charge %s was paid for is not known yet", d.Charge), nil
+		}
+		key = k
 	}
-	if full {
-		for _, k := range append(keys, paymentKey) {
-			if _, err := s.ledger.DeleteTransaction(ctx, p, k); err != nil && errs.CodeOf(err) != errs.NotFound {
+	reason := "Stripe dispute " + d.ID
+	closedRef := "stripe:dispute-closed:" + d.ID
+	if typ == "charge.dispute.created" && d.Status != "won" && d.Status != "lost" && d.Status != "warning_closed" {
+		// Deliveries come in any order: a dispute already closed is not
+		// opened again by its late "created" event.
+		if k, err := s.linked(ctx, p, closedRef); err != nil || k != "" {
+			if err != nil {
 				return outcome{}, err
 			}
+			return done("dispute %s was already closed", d.ID), nil
 		}
-		if err := s.saveRefunds(ctx, p.CompanyID, paymentKey, pay.Amount, keys); err != nil {
+		n, err := s.ledger.HoldTransaction(ctx, p, key, reason)
+		if errs.CodeOf(err) == errs.NotFound {
+			return waiting(waitPayment(key), "the disputed payment %s has not arrived yet", key), nil
+		}
+		if err != nil {
 			return outcome{}, err
 		}
-		return done("payment %s fully refunded: deleted with its %d partial refunds", paymentKey, len(keys)), nil
+		return done("dispute %s (%s) on %s: %d rewards on hold", d.ID, d.Reason, key, n), nil
 	}
-	if pay.Archived {
-		return done("payment %s was already deleted", paymentKey), nil
+	switch d.Status {
+	case "lost", "won", "warning_closed":
+	default:
+		return ignored("dispute %s has status %q, which changes nothing", d.ID, d.Status), nil
 	}
-	delta := refundedTotal - before
-	if delta <= 0 {
-		return done("refunds of %s already recorded up to %d", paymentKey, before), nil
+	o := done("dispute %s closed %s", d.ID, d.Status)
+	if d.Status == "lost" {
+		var err error
+		o, err = s.refund(ctx, p, refundIn{paymentKey: key, refundKey: "stripe:" + d.ID, total: -1, amount: d.Amount, what: "lost dispute"})
+		if err != nil || o.status != StatusDone {
+			return o, err
+		}
 	}
-	key := fmt.Sprintf("%s:refunded:%d", paymentKey, refundedTotal)
-	in := ledger.TransactionInput{Customer: program.CustomerRef{Key: pay.CustomerKey}, Amount: -delta, Currency: strings.ToUpper(currency), Key: key}
-	if _, _, err := s.ledger.CreateTransaction(ctx, p, in); err != nil {
+	if err := s.link(ctx, p, closedRef, key); err != nil {
 		return outcome{}, err
 	}
-	if err := s.saveRefunds(ctx, p.CompanyID, paymentKey, refundedTotal, append(keys, key)); err != nil {
+	// What a partial loss left of the payment, or all of a won one, is
+	// no longer in doubt.
+	n, err := s.ledger.ReleaseTransaction(ctx, p, key, reason)
+	if err != nil && errs.CodeOf(err) != errs.NotFound {
 		return outcome{}, err
 	}
-	return done("partial refund of %s: %d more (%d in all)", paymentKey, delta, refundedTotal), nil
-}
-
-func (s *Service) saveRefunds(ctx context.Context, companyID int64, paymentKey string, refunded int64, keys []string) error {
-	b, _ := json.Marshal(keys)
-	if _, err := s.db.Exec(ctx, `INSERT INTO billing_refunds (company_id, payment_key, refunded, refund_keys, updated_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (company_id, payment_key) DO UPDATE SET refunded = excluded.refunded, refund_keys = excluded.refund_keys,
-		updated_at = excluded.updated_at`, companyID, paymentKey, refunded, string(b), s.now()); err != nil {
-		return fmt.Errorf("record refunds: %w", err)
-	}
-	return nil
+	o.reason += fmt.Sprintf("; %d held rewards released", n)
+	return o, nil
 }

@@ -2,10 +2,10 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
@@ -103,18 +103,55 @@ func (s *Service) claim(ctx context.Context) ([]Event, error) {
 
 // outcome is what processing made of an event.
 type outcome struct {
-	status string
-	reason string
+	status   string
+	reason   string
+	waitFor  string   // waiting: what would let it go on
+	provides []string // done: what events waiting for it may now find
 }
 
 func done(format string, args ...any) outcome {
 	return outcome{status: StatusDone, reason: fmt.Sprintf(format, args...)}
 }
-func waiting(format string, args ...any) outcome {
-	return outcome{status: StatusWaiting, reason: fmt.Sprintf(format, args...)}
+
+// waiting makes an event wait for something (waitCustomer, waitProvider,
+// waitPayment): it is retried with backoff, and at once when that appears.
+func waiting(waitFor, format string, args ...any) outcome {
+	return outcome{status: StatusWaiting, reason: fmt.Sprintf(format, args...), waitFor: waitFor}
 }
 func ignored(format string, args ...any) outcome {
 	return outcome{status: StatusIgnored, reason: fmt.Sprintf(format, args...)}
+}
+
+// What an event can wait for.
+func waitCustomer(customerKey string) string { return "customer:" + limit255(customerKey) }
+func waitProvider(providerID string) string  { return "provider:" + limit255(providerID) }
+func waitPayment(key string) string          { return "payment:" + limit255(key) }
+
+func waitLink(ref string) string { return "link:" + limit255(ref) }
+
+// provide adds what an outcome makes available; only a done or ignored
+// event wakes anything.
+func (o outcome) provide(what ...string) outcome {
+	o.provides = append(o.provides, what...)
+	return o
+}
+
+// parkAfter is how many attempts a waiting or failed event gets on its
+// backoff schedule (about four hours in all). After that it is parked:
+// kept, listed and replayable, and a waiting one is still woken the moment
+// what it waits for appears, but no longer retried on a timer, so that a
+// vendor's many never-referred customers cost nothing.
+const parkAfter = 10
+
+// parked is next_at for a parked event.
+const parked = int64(1) << 62
+
+// NextAtOrNil is when the event is next tried, or nil once it is parked.
+func (e Event) NextAtOrNil() *int64 {
+	if e.NextAt >= parked {
+		return nil
+	}
+	return &e.NextAt
 }
 
 // Process handles one batch of due events and returns how many it
@@ -147,9 +184,16 @@ func (s *Service) finish(ctx context.Context, e Event, o outcome) error {
 	now := s.now()
 	next := now
 	var processed *int64
+	var waitFor *string
 	switch o.status {
 	case StatusFailed, StatusWaiting:
 		next = now + backoff(e.Attempts+1).Milliseconds()
+		if e.Attempts+1 >= parkAfter {
+			next = parked
+		}
+		if o.waitFor != "" {
+			waitFor = &o.waitFor
+		}
 	default:
 		processed = &now
 	}
@@ -158,19 +202,47 @@ func (s *Service) finish(ctx context.Context, e Event, o outcome) error {
 	}
 	return s.db.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE billing_events SET status = ?, reason = ?, attempts = attempts + 1, next_at = ?, lease_until = 0,
-			processed_at = ? WHERE id = ?`, o.status, o.reason, next, processed, e.ID); err != nil {
+			processed_at = ?, wait_for = ? WHERE id = ?`, o.status, o.reason, next, processed, waitFor, e.ID); err != nil {
 			return fmt.Errorf("record billing event outcome: %w", err)
 		}
-		if o.status == StatusDone {
-			// What waited for this (a refund for its payment, a payment for
-			// its customer) may go now.
-			if _, err := tx.Exec(ctx, "UPDATE billing_events SET next_at = ? WHERE company_id = ? AND status = ? AND next_at > ?",
-				now, e.CompanyID, StatusWaiting, now); err != nil {
-				return fmt.Errorf("wake waiting billing events: %w", err)
-			}
+		// What waited for this (a refund for its payment, a payment for its
+		// customer) may go now.
+		if o.status != StatusDone && o.status != StatusIgnored {
+			return nil
 		}
-		return nil
+		return wake(ctx, tx, e.CompanyID, now, o.provides...)
 	})
+}
+
+// wake makes the company's events waiting for any of what due now.
+func wake(ctx context.Context, q store.Querier, companyID, now int64, what ...string) error {
+	if len(what) == 0 {
+		return nil
+	}
+	args := []any{now, companyID, StatusWaiting}
+	for _, w := range what {
+		args = append(args, w)
+	}
+	if _, err := q.Exec(ctx, "UPDATE billing_events SET next_at = ? WHERE company_id = ? AND status = ? AND wait_for IN (?"+
+		strings.Repeat(", ?", len(what)-1)+")", args...); err != nil {
+		return fmt.Errorf("wake waiting billing events: %w", err)
+	}
+	return nil
+}
+
+// CustomerCreated wakes the billing events waiting for a new customer. It
+// runs inside the transaction that creates the customer (a program
+// customer hook), whichever way the customer came: API, snippet, import or
+// a billing event.
+func (s *Service) CustomerCreated(ctx context.Context, q store.Querier, cu program.Customer) error {
+	what := []string{}
+	if cu.CustomerKey != nil && *cu.CustomerKey != "" {
+		what = append(what, waitCustomer(*cu.CustomerKey))
+	}
+	if cu.ProviderKey != nil && *cu.ProviderKey != "" {
+		what = append(what, waitProvider(*cu.ProviderKey))
+	}
+	return wake(ctx, q, cu.CompanyID, s.now(), what...)
 }
 
 func (s *Service) handle(ctx context.Context, e Event) (outcome, error) {
@@ -178,8 +250,14 @@ func (s *Service) handle(ctx context.Context, e Event) (outcome, error) {
 	switch e.Provider {
 	case Stripe:
 		return s.handleStripe(ctx, p, e)
+	case Chargebee:
+		return s.handleChargebee(ctx, p, e)
+	case Chargify:
+		return s.handleChargify(ctx, p, e)
+	case Recurly:
+		return s.handleRecurly(ctx, p, e)
 	}
-	return ignored("%s events are stored but not processed yet", e.Provider), nil
+	return ignored("unknown provider %s", e.Provider), nil
 }
 
 // Run processes events every interval until ctx ends.
@@ -203,6 +281,3 @@ func (s *Service) Run(ctx context.Context, log *slog.Logger, every time.Duration
 		}
 	}
 }
-
-// errWait marks a look-up miss that should make the event wait.
-var errWait = errors.New("wait")
