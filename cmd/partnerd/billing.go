@@ -14,7 +14,7 @@ import (
 
 func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "configure" {
-		fmt.Fprint(stderr, "usage: partnerd billing configure --company KEY --provider P --secret S [--test] [--payments-from charge|invoice]\n")
+		fmt.Fprint(stderr, "usage: partnerd billing configure --company KEY --provider P --secret S [--test] [--payments-from charge|invoice] [--currency C]\n")
 		return errors.New("unknown billing command")
 	}
 	fs, db := newFlags("billing configure --company KEY --provider stripe|chargebee|chargify|recurly --secret S [flags]",
@@ -24,6 +24,7 @@ func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sec := fs.String("secret", "", "Stripe endpoint secret (whsec_…), Chargebee basic-auth user:password, Chargify site shared key, Recurly endpoint key")
 	test := fs.Bool("test", false, "configure the test-mode endpoint (its events never earn)")
 	from := fs.String("payments-from", "", "stripe: charge (charge.succeeded, the default) or invoice (invoice.payment_succeeded)")
+	currency := fs.String("currency", "", "chargify, recurly: the site's currency, for payments that name none (default USD)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -33,7 +34,8 @@ func billingCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer a.Close()
-	c, err := a.Billing.Configure(ctx, p.CompanyID, billing.ConfigInput{Provider: *provider, Test: *test, Secret: *sec, PaymentsFrom: *from})
+	c, err := a.Billing.Configure(ctx, p.CompanyID, billing.ConfigInput{Provider: *provider, Test: *test, Secret: *sec, PaymentsFrom: *from,
+		Currency: *currency})
 	if err != nil {
 		return err
 	}

@@ -36,12 +36,14 @@ func (s *Server) receiveBilling(test bool) handlerFunc {
 var billingConfigSchema = schema{strict: true, fields: []field{
 	{name: "secret", kind: kString, min: 1, max: 500},
 	{name: "payments_from", kind: kString, min: 1, max: 20},
+	{name: "currency", kind: kString, min: 3, max: 3},
 }}
 
 type billingConfigJSON struct {
 	Provider     string  `json:"provider"`
 	Test         bool    `json:"test"`
 	PaymentsFrom *string `json:"payments_from"`
+	Currency     *string `json:"currency"`
 	WebhookPath  string  `json:"webhook_path"`
 	CreatedAt    int64   `json:"created_at"`
 	UpdatedAt    int64   `json:"updated_at"`
@@ -63,6 +65,9 @@ func (s *Server) configureBilling(w http.ResponseWriter, r *http.Request) error 
 	if v := b.str("payments_from"); v != nil {
 		in.PaymentsFrom = *v
 	}
+	if v := b.str("currency"); v != nil {
+		in.Currency = *v
+	}
 	c, err := s.billing.Configure(r.Context(), p.CompanyID, in)
 	if err != nil {
 		return err
@@ -75,6 +80,9 @@ func (s *Server) configureBilling(w http.ResponseWriter, r *http.Request) error 
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
 	if c.PaymentsFrom != "" {
 		out.PaymentsFrom = &c.PaymentsFrom
+	}
+	if c.Currency != "" {
+		out.Currency = &c.Currency
 	}
 	writeData(w, out, "Billing provider configured")
 	return nil
@@ -89,14 +97,14 @@ type billingEventJSON struct {
 	Status      string  `json:"status"`
 	Reason      *string `json:"reason"`
 	Attempts    int     `json:"attempts"`
-	NextAt      int64   `json:"next_at"`
+	NextAt      *int64  `json:"next_at"` // null once parked
 	ReceivedAt  int64   `json:"received_at"`
 	ProcessedAt *int64  `json:"processed_at"`
 }
 
 func renderBillingEvent(e billing.Event) billingEventJSON {
 	return billingEventJSON{ID: e.ID, Provider: e.Provider, Test: e.Test, EventID: e.EventID, EventType: e.Type, Status: e.Status,
-		Reason: e.Reason, Attempts: e.Attempts, NextAt: e.NextAt, ReceivedAt: e.ReceivedAt, ProcessedAt: e.ProcessedAt}
+		Reason: e.Reason, Attempts: e.Attempts, NextAt: e.NextAtOrNil(), ReceivedAt: e.ReceivedAt, ProcessedAt: e.ProcessedAt}
 }
 
 // listBillingEvents lists the inbox for the mode of the keys used, newest
@@ -119,5 +127,36 @@ func (s *Server) listBillingEvents(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	writeData(w, list{HasMore: more, Items: renderAll(items, renderBillingEvent), Total: len(items)}, "Billing events retrieved")
+	return nil
+}
+
+type subscriptionJSON struct {
+	Provider       string `json:"provider"`
+	SubscriptionID string `json:"subscription_id"`
+	CustomerKey    string `json:"customer_key"`
+	Status         string `json:"status"`
+	Plan           string `json:"plan"`
+	EventType      string `json:"event_type"`
+	EventAt        int64  `json:"event_at"`
+	UpdatedAt      int64  `json:"updated_at"`
+}
+
+// listSubscriptions lists the subscription states billing providers
+// reported (our extension), newest first, optionally for one customer_key.
+func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	page, err := parsePage(url.Values{"limit": q["limit"]})
+	if err != nil {
+		return err
+	}
+	p := principalOf(r)
+	items, err := s.billing.ListSubscriptions(r.Context(), p.CompanyID, p.Test, q.Get("customer_key"), page.Limit)
+	if err != nil {
+		return err
+	}
+	writeData(w, list{Items: renderAll(items, func(x billing.Subscription) subscriptionJSON {
+		return subscriptionJSON{Provider: x.Provider, SubscriptionID: x.SubscriptionID, CustomerKey: x.CustomerKey, Status: x.Status,
+			Plan: x.Plan, EventType: x.EventType, EventAt: x.EventAt, UpdatedAt: x.UpdatedAt}
+	}), Total: len(items)}, "Subscriptions retrieved")
 	return nil
 }

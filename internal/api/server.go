@@ -166,6 +166,7 @@ func (s *Server) routes() {
 	m.Handle("POST /webhooks/{provider}/{company}/test", s.selfAuthenticated(s.receiveBilling(true)))
 	m.Handle("PUT /api/v2/billing/{provider}", vendor(s.configureBilling))
 	m.Handle("GET /api/v2/billing/events", vendor(s.listBillingEvents))
+	m.Handle("GET /api/v2/billing/subscriptions", vendor(s.listSubscriptions))
 
 	m.HandleFunc("/", s.fallback)
 }
