@@ -55,27 +55,7 @@ func TestAcknowledgedWritesSurviveKill(t *testing.T) {
 			}
 			a.Close()
 
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			addr := ln.Addr().String()
-			ln.Close()
-			child := exec.Command(os.Args[0], "-test.run=^$")
-			child.Env = append(os.Environ(), "PARTNERD_TEST_CHILD_DB="+dsn, "PARTNERD_TEST_CHILD_ADDR="+addr)
-			if err := child.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer child.Process.Kill()
-			base := "http://" + addr
-			for i := 0; ; i++ {
-				if resp, err := http.Get(base + "/readyz"); err == nil {
-					resp.Body.Close()
-					break
-				}
-				if i > 300 {
-					t.Fatal("child server did not start")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-
+			base, child := startServer(t, dsn)
 			var mu sync.Mutex
 			var acked []string
 			stop := make(chan struct{})
@@ -147,3 +127,34 @@ func TestAcknowledgedWritesSurviveKill(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// startServer runs "partnerd serve" on dsn in a child process (this test
+// binary, see TestMain) on a free loopback port, waits until it is ready,
+// and kills it when the test ends.
+func startServer(t *testing.T, dsn string) (base string, child *exec.Cmd) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	child = exec.Command(os.Args[0], "-test.run=^$")
+	child.Env = append(os.Environ(), "PARTNERD_TEST_CHILD_DB="+dsn, "PARTNERD_TEST_CHILD_ADDR="+addr)
+	child.Stderr = os.Stderr
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	base = "http://" + addr
+	for i := 0; ; i++ {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			return base, child
+		}
+		if i > 500 {
+			t.Fatal("child server did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
