@@ -269,6 +269,12 @@ func TestChargifyWebhooks(t *testing.T) {
 		if tx, _ := e.app.Ledger.GetTransaction(ctx, p, "chargify:9002"); tx.Currency != "USD" {
 			t.Fatalf("currency: %+v", tx)
 		}
+		// The same, when both arrive before the worker runs: one batch
+		// handles the refund (waits) then the payment, which wakes it.
+		send(refund("109", "r4", "9003", 300, 1000))
+		send(pay("110", "9003", 1000, "USD"))
+		e.drain()
+		e.wantEvent("109", "done", "partial refund")
 		// An event partnerd does not use is ignored with its reason.
 		body := []byte("id=108&event=billing_date_change&payload[subscription][id]=77")
 		send(body)

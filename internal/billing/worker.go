@@ -155,15 +155,19 @@ func (e Event) NextAtOrNil() *int64 {
 }
 
 // Process handles one batch of due events and returns how many it
-// handled. Events are processed in arrival order; a refund that arrives
-// before its payment waits, and every waiting event of a company is
-// retried at once after one of its events is done.
+// handled. Events are processed in arrival order; an event that waits is
+// woken when what it waits for appears. The outcomes of the whole batch are
+// recorded in one transaction: one commit instead of one per event, on the
+// path that shares the database with webhook intake. A crash before that
+// commit only means the batch is processed again after its lease, which is
+// safe: processing is idempotent.
 func (s *Service) Process(ctx context.Context) (int, error) {
 	evs, err := s.claim(ctx)
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range evs {
+	outs := make([]outcome, len(evs))
+	for i, e := range evs {
 		o, err := s.handle(ctx, e)
 		if err != nil {
 			// A domain error (say, a currency partnerd does not know) is a
@@ -173,44 +177,53 @@ func (s *Service) Process(ctx context.Context) (int, error) {
 				o.reason = err.Error()
 			}
 		}
-		if err := s.finish(ctx, e, o); err != nil {
-			return 0, err
-		}
+		outs[i] = o
+	}
+	if err := s.finish(ctx, evs, outs); err != nil {
+		return 0, err
 	}
 	return len(evs), nil
 }
 
-func (s *Service) finish(ctx context.Context, e Event, o outcome) error {
+// finish records the outcomes of events in arrival order and wakes what
+// they provide. An earlier event of the batch that waits for what a later
+// one provides is recorded as waiting first, so the wake finds it.
+func (s *Service) finish(ctx context.Context, evs []Event, outs []outcome) error {
 	now := s.now()
-	next := now
-	var processed *int64
-	var waitFor *string
-	switch o.status {
-	case StatusFailed, StatusWaiting:
-		next = now + backoff(e.Attempts+1).Milliseconds()
-		if e.Attempts+1 >= parkAfter {
-			next = parked
-		}
-		if o.waitFor != "" {
-			waitFor = &o.waitFor
-		}
-	default:
-		processed = &now
-	}
-	if len(o.reason) > 1000 {
-		o.reason = o.reason[:1000]
-	}
 	return s.db.Tx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE billing_events SET status = ?, reason = ?, attempts = attempts + 1, next_at = ?, lease_until = 0,
-			processed_at = ?, wait_for = ? WHERE id = ?`, o.status, o.reason, next, processed, waitFor, e.ID); err != nil {
-			return fmt.Errorf("record billing event outcome: %w", err)
+		for i, e := range evs {
+			o := outs[i]
+			next := now
+			var processed *int64
+			var waitFor *string
+			switch o.status {
+			case StatusFailed, StatusWaiting:
+				next = now + backoff(e.Attempts+1).Milliseconds()
+				if e.Attempts+1 >= parkAfter {
+					next = parked
+				}
+				if o.waitFor != "" {
+					waitFor = &o.waitFor
+				}
+			default:
+				processed = &now
+			}
+			if len(o.reason) > 1000 {
+				o.reason = o.reason[:1000]
+			}
+			if _, err := tx.Exec(ctx, `UPDATE billing_events SET status = ?, reason = ?, attempts = attempts + 1, next_at = ?, lease_until = 0,
+				processed_at = ?, wait_for = ? WHERE id = ?`, o.status, o.reason, next, processed, waitFor, e.ID); err != nil {
+				return fmt.Errorf("record billing event outcome: %w", err)
+			}
+			// What waited for this (a refund for its payment, a payment for
+			// its customer) may go now.
+			if o.status == StatusDone || o.status == StatusIgnored {
+				if err := wake(ctx, tx, e.CompanyID, now, o.provides...); err != nil {
+					return err
+				}
+			}
 		}
-		// What waited for this (a refund for its payment, a payment for its
-		// customer) may go now.
-		if o.status != StatusDone && o.status != StatusIgnored {
-			return nil
-		}
-		return wake(ctx, tx, e.CompanyID, now, o.provides...)
+		return nil
 	})
 }
 
