@@ -252,25 +252,22 @@ func (s *Service) Receive(ctx context.Context, provider, companyKey string, test
 		received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, provider, test, event_id) DO NOTHING RETURNING id`
 	now := s.now()
 	args := []any{companyID, provider, store.Bool(test), env.id, env.typ, env.contentType, body, StatusPending, now, now}
-	// SQLite has one writer: share its commits. PostgreSQL takes concurrent
-	// inserts and flushes concurrent commits together itself, so there each
-	// delivery commits on its own connection instead of queueing behind
-	// unrelated writes in the single batch writer.
+	// Deliveries share commits (group commit) on a lane of their own, so
+	// they do not queue behind the main writer's larger transactions.
+	write := s.db.Batched
 	if s.db.Dialect() == store.Postgres {
-		err = s.db.WriteRow(ctx, insert, args...).Scan(&id)
-		dup = errors.Is(err, sql.ErrNoRows)
-	} else {
-		err = s.db.Batched(ctx, func(q store.Querier) error {
-			// A duplicate is not an error: an error would make the whole
-			// group commit roll back and re-run its writes one by one.
-			err := q.QueryRow(ctx, insert, args...).Scan(&id)
-			dup = errors.Is(err, sql.ErrNoRows)
-			if dup {
-				return nil
-			}
-			return err
-		})
+		write = s.db.BatchedIntake
 	}
+	err = write(ctx, func(q store.Querier) error {
+		// A duplicate is not an error: an error would make the whole
+		// group commit roll back and re-run its writes one by one.
+		err := q.QueryRow(ctx, insert, args...).Scan(&id)
+		dup = errors.Is(err, sql.ErrNoRows)
+		if dup {
+			return nil
+		}
+		return err
+	})
 	if dup {
 		return 0, true, nil
 	}

@@ -41,7 +41,18 @@ type batcher struct {
 // fn must therefore only write through q and keep no state between runs
 // other than what it assigns afresh.
 func (db *DB) Batched(ctx context.Context, fn func(q Querier) error) error {
-	b := &db.batch
+	return db.batch.do(db, ctx, fn)
+}
+
+// BatchedIntake is Batched on a group-commit lane of its own, for a hot
+// path of small inserts (billing-webhook intake) that must not queue behind
+// the main writer's larger transactions. On SQLite both lanes still take
+// turns at SQLite's single write lock; on PostgreSQL they commit in parallel.
+func (db *DB) BatchedIntake(ctx context.Context, fn func(q Querier) error) error {
+	return db.intake.do(db, ctx, fn)
+}
+
+func (b *batcher) do(db *DB, ctx context.Context, fn func(q Querier) error) error {
 	b.once.Do(func() {
 		b.db = db
 		b.queue = make(chan *batchItem, maxBatch*4)

@@ -50,6 +50,7 @@ type DB struct {
 	write   *sql.DB
 	binds   sync.Map // query text -> rebound text (PostgreSQL only)
 	batch   batcher
+	intake  batcher
 	// Prepared statements by query text, per pool (SQLite only: the pure-Go
 	// SQLite spends most of a small query's time parsing it, while pgx
 	// already caches statements per connection).
@@ -188,6 +189,7 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // Close closes every connection.
 func (db *DB) Close() error {
 	db.batch.close()
+	db.intake.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		if rerr := db.read.Close(); err == nil {
