@@ -252,13 +252,10 @@ func (s *Service) Receive(ctx context.Context, provider, companyKey string, test
 		received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (company_id, provider, test, event_id) DO NOTHING RETURNING id`
 	now := s.now()
 	args := []any{companyID, provider, store.Bool(test), env.id, env.typ, env.contentType, body, StatusPending, now, now}
-	// Deliveries share commits (group commit) on a lane of their own, so
-	// they do not queue behind the main writer's larger transactions.
-	write := s.db.Batched
-	if s.db.Dialect() == store.Postgres {
-		write = s.db.BatchedIntake
-	}
-	err = write(ctx, func(q store.Querier) error {
+	// Deliveries share commits on the intake lane, so they do not queue
+	// behind the main writer's larger transactions where the engine can
+	// commit in parallel.
+	err = s.db.BatchedIntake(ctx, func(q store.Querier) error {
 		// A duplicate is not an error: an error would make the whole
 		// group commit roll back and re-run its writes one by one.
 		err := q.QueryRow(ctx, insert, args...).Scan(&id)
@@ -289,12 +286,6 @@ func parseEnvelope(provider, contentType string, body []byte) (envelope, error) 
 	bad := func(format string, args ...any) (envelope, error) {
 		return envelope{}, errs.E(errs.Invalid, "%s event: "+format, append([]any{provider}, args...)...)
 	}
-	limit := func(v string) string {
-		if len(v) > 255 {
-			return v[:255]
-		}
-		return v
-	}
 	switch provider {
 	case Stripe, Chargebee:
 		var e struct {
@@ -312,7 +303,7 @@ func parseEnvelope(provider, contentType string, body []byte) (envelope, error) 
 		if e.ID == "" || typ == "" {
 			return bad("'id' and the event type are required")
 		}
-		return envelope{id: limit(e.ID), typ: limit(typ), contentType: "application/json"}, nil
+		return envelope{id: limit255(e.ID), typ: limit255(typ), contentType: "application/json"}, nil
 	case Chargify:
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
@@ -321,7 +312,7 @@ func parseEnvelope(provider, contentType string, body []byte) (envelope, error) 
 		if v.Get("id") == "" || v.Get("event") == "" {
 			return bad("'id' and 'event' are required")
 		}
-		return envelope{id: limit(v.Get("id")), typ: limit(v.Get("event")), contentType: "application/x-www-form-urlencoded"}, nil
+		return envelope{id: limit255(v.Get("id")), typ: limit255(v.Get("event")), contentType: "application/x-www-form-urlencoded"}, nil
 	case Recurly:
 		trimmed := strings.TrimSpace(string(body))
 		if strings.HasPrefix(trimmed, "<") {
@@ -330,7 +321,7 @@ func parseEnvelope(provider, contentType string, body []byte) (envelope, error) 
 				return bad("the body is not XML: %v", err)
 			}
 			sum := sha256.Sum256(body)
-			return envelope{id: "sha256:" + hex.EncodeToString(sum[:16]), typ: limit(root.XMLName.Local), contentType: "application/xml"}, nil
+			return envelope{id: "sha256:" + hex.EncodeToString(sum[:16]), typ: limit255(root.XMLName.Local), contentType: "application/xml"}, nil
 		}
 		var e struct {
 			ID         string `json:"id"`
@@ -343,7 +334,7 @@ func parseEnvelope(provider, contentType string, body []byte) (envelope, error) 
 		if e.ID == "" || e.ObjectType == "" || e.EventType == "" {
 			return bad("'id', 'object_type' and 'event_type' are required")
 		}
-		return envelope{id: limit(e.ID), typ: limit(e.ObjectType + "." + e.EventType), contentType: "application/json"}, nil
+		return envelope{id: limit255(e.ID), typ: limit255(e.ObjectType + "." + e.EventType), contentType: "application/json"}, nil
 	}
 	return bad("unknown provider")
 }

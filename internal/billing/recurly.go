@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +88,7 @@ func (s *Service) handleRecurly(ctx context.Context, p program.Principal, e Even
 	if t.Test == "true" && !p.Test {
 		return ignored("transaction %s is a test transaction on the production endpoint", t.ID), nil
 	}
-	amount, err := parseCents(t.AmountInCents)
+	amount, err := strconv.ParseInt(strings.TrimSpace(t.AmountInCents), 10, 64)
 	if err != nil {
 		return ignored("amount_in_cents is not a whole number: %q", t.AmountInCents), nil
 	}
@@ -125,18 +126,6 @@ func (s *Service) handleRecurly(ctx context.Context, p program.Principal, e Even
 	default: // void_payment_notification: the voided transaction is the payment itself
 		return s.refund(ctx, p, refundIn{paymentKey: "recurly:" + t.ID, refundKey: "recurly:" + t.ID + ":void", total: -1, full: true, what: "void"})
 	}
-}
-
-func parseCents(v string) (int64, error) {
-	var n int64
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, errors.New("empty")
-	}
-	if err := json.Unmarshal([]byte(v), &n); err != nil {
-		return 0, err
-	}
-	return n, nil
 }
 
 // recurlyAccount: the account_code already is the customer_key, so there

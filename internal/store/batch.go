@@ -44,11 +44,14 @@ func (db *DB) Batched(ctx context.Context, fn func(q Querier) error) error {
 	return db.batch.do(db, ctx, fn)
 }
 
-// BatchedIntake is Batched on a group-commit lane of its own, for a hot
-// path of small inserts (billing-webhook intake) that must not queue behind
-// the main writer's larger transactions. On SQLite both lanes still take
-// turns at SQLite's single write lock; on PostgreSQL they commit in parallel.
+// BatchedIntake is Batched for a hot path of small inserts (billing-webhook
+// intake) that must not queue behind the main writer's larger transactions.
+// On PostgreSQL it is a group-commit lane of its own, committing in parallel
+// with the main one; SQLite has one write lock, so there it is the main lane.
 func (db *DB) BatchedIntake(ctx context.Context, fn func(q Querier) error) error {
+	if db.dialect == SQLite {
+		return db.batch.do(db, ctx, fn)
+	}
 	return db.intake.do(db, ctx, fn)
 }
 
