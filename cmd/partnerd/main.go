@@ -41,6 +41,9 @@ Usage:
                             store a billing provider's webhook secret (encrypted)
   partnerd events list|replay
                             see the billing inbox, or run its events again
+  partnerd import TYPE FILE.csv
+                            import groups, partners, customers, transactions or rewards
+  partnerd export           write every object type as CSV and JSON lines
   partnerd version          print the version
 
 Every command takes --db (env PARTNERD_DB): a SQLite file path (default
@@ -93,6 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return billingCmd(ctx, args[1:], stdout, stderr)
 	case "events":
 		return eventsCmd(ctx, args[1:], stdout, stderr)
+	case "import":
+		return importCmd(ctx, args[1:], stdout, stderr)
+	case "export":
+		return exportCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "partnerd", app.Version)
 		return nil

@@ -21,6 +21,7 @@ import (
 	apispec "github.com/partnerd/partnerd/api"
 	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/tracking"
@@ -34,6 +35,7 @@ type Server struct {
 	tracking *tracking.Service
 	webhooks *webhooks.Service
 	billing  *billing.Service
+	importer *importer.Service
 	js       tracking.Snippet
 	ready    func(context.Context) error
 	log      *slog.Logger
@@ -167,6 +169,12 @@ func (s *Server) routes() {
 	m.Handle("PUT /api/v2/billing/{provider}", vendor(s.configureBilling))
 	m.Handle("GET /api/v2/billing/events", vendor(s.listBillingEvents))
 	m.Handle("GET /api/v2/billing/subscriptions", vendor(s.listSubscriptions))
+
+	m.Handle("POST /api/v2/imports", vendor(s.createImport))
+	m.Handle("GET /api/v2/imports", vendor(s.listImports))
+	m.Handle("GET /api/v2/imports/{key}", vendor(s.getImport))
+	m.Handle("GET /api/v2/imports/{key}/report", vendor(s.importReport))
+	m.Handle("GET /api/v2/exports/{type}", vendor(s.exportType))
 
 	m.HandleFunc("/", s.fallback)
 }

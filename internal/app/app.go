@@ -20,6 +20,7 @@ import (
 	"github.com/partnerd/partnerd/internal/api"
 	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/clock"
+	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
@@ -43,6 +44,8 @@ type Config struct {
 	WebhookEvery time.Duration
 	// BillingEvery is how often the billing inbox is processed (default 500 ms).
 	BillingEvery time.Duration
+	// ImportEvery is how often uploaded imports are looked for (default 1 s).
+	ImportEvery time.Duration
 	// SecretKey encrypts billing providers' secrets (32 bytes). When nil it
 	// comes from PARTNERD_SECRET_KEY or, on SQLite, a key file beside the
 	// database (created on first use); on PostgreSQL without either, no
@@ -59,6 +62,7 @@ type App struct {
 	Tracking *tracking.Service
 	Webhooks *webhooks.Service
 	Billing  *billing.Service
+	Importer *importer.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -79,6 +83,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if cfg.BillingEvery == 0 {
 		cfg.BillingEvery = 500 * time.Millisecond
+	}
+	if cfg.ImportEvery == 0 {
+		cfg.ImportEvery = time.Second
 	}
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -126,18 +133,23 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	bill := billing.New(db, cfg.Clock, prog, led, box)
 	// A new customer earns its sign-up rewards and lets billing events
 	// that waited for it go on, in the transaction that creates it.
-	prog.OnCustomerCreated(func(ctx context.Context, q store.Querier, cu program.Customer) error {
+	signup := func(ctx context.Context, q store.Querier, cu program.Customer) error {
 		if err := led.RewardSignup(ctx, q, cu); err != nil {
 			return err
 		}
 		return bill.CustomerCreated(ctx, q, cu)
-	})
+	}
+	prog.OnCustomerCreated(signup)
+	// Imported customers run the same hook, or only billing's part when
+	// the import is history that earns nothing (--no-rewards).
+	imp := importer.New(db, cfg.Clock, prog, led, importer.Hooks{Signup: signup, NoRewards: bill.CustomerCreated})
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
 	srv.UseBilling(bill)
+	srv.UseImporter(imp)
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, API: srv, Handler: srv}, nil
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, API: srv, Handler: srv}, nil
 }
 
 // runSchedules approves rewards whose hold period is over every 30 seconds
@@ -205,8 +217,9 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
 	defer func() { stopBG(); bgDone.Wait() }()
-	bgDone.Add(3)
+	bgDone.Add(4)
 	go func() { defer bgDone.Done(); a.Webhooks.Run(bg, a.cfg.Logger, a.cfg.WebhookEvery) }()
+	go func() { defer bgDone.Done(); a.Importer.Run(bg, a.cfg.Logger, a.cfg.ImportEvery) }()
 	go func() { defer bgDone.Done(); a.Billing.Run(bg, a.cfg.Logger, a.cfg.BillingEvery) }()
 	go func() { defer bgDone.Done(); a.runSchedules(bg) }()
 	a.cfg.Logger.Info("partnerd listening", slog.String("addr", ln.Addr().String()), slog.String("db", string(a.DB.Dialect())),

@@ -271,6 +271,7 @@ type Tx struct {
 	db         *DB
 	tx         *sql.Tx
 	unprepared []string // queries to prepare after the transaction
+	snapshot   bool     // a read-only transaction on the read pool (Snapshot)
 }
 
 // Dialect tells which engine this is.
@@ -282,7 +283,7 @@ func (t *Tx) Dialect() Dialect { return t.db.dialect }
 // now (the transaction holds the only write connection), so it runs
 // unprepared and is prepared once the transaction ends.
 func (t *Tx) txStmt(ctx context.Context, query string) *sql.Stmt {
-	if t.db.dialect != SQLite {
+	if t.db.dialect != SQLite || t.snapshot {
 		return nil
 	}
 	if v, ok := t.db.writeStmts.m.Load(query); ok {
@@ -342,6 +343,23 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// Snapshot runs fn in a read-only transaction on the read pool, which sees
+// the database as it was at its first read however long fn takes (an
+// export of several tables stays consistent while writes go on). Writes
+// inside fn fail.
+func (db *DB) Snapshot(ctx context.Context, fn func(q Querier) error) error {
+	var opts *sql.TxOptions
+	if db.dialect == Postgres {
+		opts = &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	}
+	sqlTx, err := db.read.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin snapshot: %w", err)
+	}
+	defer sqlTx.Rollback() //nolint:errcheck // read-only: nothing to keep
+	return fn(&Tx{db: db, tx: sqlTx, snapshot: true})
 }
 
 // IsUniqueViolation reports whether err is a unique-constraint violation on
