@@ -56,7 +56,7 @@ var exportKinds = []exportKind{
 		c("archived", "g.archived", boolean), c("created_at", "g.created_at", timestamp)}},
 	{name: "partners", from: "partnerships p JOIN groups g ON g.id = p.group_id", alias: "p", cols: []exportCol{
 		c("key", "p.key", text), c("partner_key", "p.partner_key", text), c("email", "p.email", text),
-		c("first_name", "p.first_name", text), c("last_name", "p.last_name", text), c("group_key", "g.key", text),
+		c("first_name", "p.first_name", text), c("last_name", "p.last_name", text), c("group_key", "g.key", text), c("group", "g.name", text),
 		c("manager_email", "p.manager_email", text), c("manager_name", "p.manager_name", text), c("tags", "p.tags", rawJSON),
 		c("fields", "p.fields", rawJSON), c("meta", "p.meta", rawJSON), c("test", "p.test", boolean),
 		c("archived", "p.archived", boolean), c("joined_at", "p.joined_at", timestamp), c("created_at", "p.created_at", timestamp)}},

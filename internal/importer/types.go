@@ -119,7 +119,8 @@ var partnerKind = &kind{
 		{name: "email", aliases: []string{"partner_email"}, required: true},
 		{name: "first_name", aliases: []string{"partner_first", "first"}},
 		{name: "last_name", aliases: []string{"partner_last", "last"}},
-		{name: "group_key", aliases: []string{"partner_group", "group", "group_name"}},
+		{name: "group_key"},
+		{name: "group", aliases: []string{"partner_group", "group_name"}},
 		{name: "manager_email"},
 		{name: "manager_name"},
 		{name: "tags"},
@@ -132,7 +133,7 @@ var partnerKind = &kind{
 	},
 	parse: func(r *row) any {
 		in := program.PartnershipImport{Key: r.str("key"), PartnerKey: r.str("partner_key"), Email: r.str("email"),
-			FirstName: r.opt("first_name"), LastName: r.opt("last_name"), Group: r.str("group_key"),
+			FirstName: r.opt("first_name"), LastName: r.opt("last_name"), GroupKey: r.str("group_key"), GroupName: r.str("group"),
 			ManagerEmail: r.opt("manager_email"), ManagerName: r.opt("manager_name"), Tags: r.tags("tags"),
 			Fields: r.array("fields"), Meta: r.object("meta"), Test: r.flag("test"), Archived: r.bool("archived"),
 			JoinedAt: r.time("joined_at"), CreatedAt: r.time("created_at")}

@@ -179,7 +179,8 @@ type PartnershipImport struct {
 	Email        string
 	FirstName    *string
 	LastName     *string
-	Group        string // a group's key, slug or name; the default group when empty
+	GroupKey     string // a group's key (or slug)
+	GroupName    string // a group's name, used when GroupKey is empty or names no group; the default group when both are empty
 	ManagerEmail *string
 	ManagerName  *string
 	Tags         *[]string
@@ -217,8 +218,8 @@ func (s *Service) ImportPartnership(ctx context.Context, tx *store.Tx, p Princip
 		return "", err
 	}
 	var groupID int64
-	if in.Group != "" || cur == nil {
-		if groupID, err = s.importGroupID(ctx, tx, p.CompanyID, in.Group); err != nil {
+	if in.GroupKey != "" || in.GroupName != "" || cur == nil {
+		if groupID, err = s.importGroupID(ctx, tx, p.CompanyID, in.GroupKey, in.GroupName); err != nil {
 			return "", err
 		}
 	}
@@ -360,22 +361,32 @@ func (s *Service) importedPartnership(ctx context.Context, tx *store.Tx, p Princ
 	return found, nil
 }
 
-// importGroupID finds a group by key, slug or name; empty means the
-// default group.
-func (s *Service) importGroupID(ctx context.Context, q store.Querier, companyID int64, ref string) (int64, error) {
-	if ref == "" {
+// importGroupID finds a group by key (or slug), else by name; with
+// neither, the default group. A key another program's export gave its
+// default group is not found here, and the name ("Default") finds ours.
+func (s *Service) importGroupID(ctx context.Context, q store.Querier, companyID int64, key, name string) (int64, error) {
+	if key == "" && name == "" {
 		return s.groupForInput(ctx, q, companyID, nil)
 	}
 	var id int64
-	err := q.QueryRow(ctx, "SELECT id FROM groups WHERE company_id = ? AND (key = ? OR slug = ?) ORDER BY id LIMIT 1",
-		companyID, ref, Slugify(ref)).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, errs.E(errs.Invalid, "'group_key' does not match any group's key or name in this program (import groups first): %s", ref)
+	for _, ref := range []string{key, name} {
+		if ref == "" {
+			continue
+		}
+		err := q.QueryRow(ctx, "SELECT id FROM groups WHERE company_id = ? AND (key = ? OR slug = ?) ORDER BY id LIMIT 1",
+			companyID, ref, Slugify(ref)).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("find group: %w", err)
+		}
 	}
-	if err != nil {
-		return 0, fmt.Errorf("find group: %w", err)
+	field, ref := "group_key", key
+	if key == "" {
+		field, ref = "group", name
 	}
-	return id, nil
+	return 0, errs.E(errs.Invalid, "'%s' does not match any group's key or name in this program (import groups first): %s", field, ref)
 }
 
 // CustomerImport is one row of a customer import. Nil fields are left as
@@ -395,7 +406,8 @@ type CustomerImport struct {
 	CreatedAt   *int64
 }
 
-var sourceTypeRe = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
+// importSources are the source_type values a customer row may carry.
+var importSources = map[string]bool{SourceAPI: true, SourceAPIv1: true, SourceJS: true, SourceS2S: true, SourceImport: true}
 
 // SourceImport is the source_type of a customer created by an import
 // whose file names none.
@@ -417,8 +429,8 @@ func (s *Service) ImportCustomer(ctx context.Context, tx *store.Tx, p Principal,
 	if err := checkKey("key", in.Key); err != nil {
 		return "", err
 	}
-	if in.SourceType != "" && !sourceTypeRe.MatchString(in.SourceType) {
-		return "", errs.E(errs.Invalid, "'source_type' must be a lower-case word such as api, js, s2s or import: %q", in.SourceType)
+	if in.SourceType != "" && !importSources[in.SourceType] {
+		return "", errs.E(errs.Invalid, "'source_type' must be one of api, api_v1, js, s2s, import: %q", in.SourceType)
 	}
 	cur, err := s.importedCustomer(ctx, tx, p, in.Key, in.CustomerKey, email)
 	if err != nil {
