@@ -3,12 +3,17 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/program"
@@ -368,4 +373,125 @@ func freshDSN(t *testing.T, e *env) string {
 		return storetest.PostgresDSN(t)
 	}
 	return storetest.SQLiteDSN(t)
+}
+
+// upload posts a multipart import through the API and validates the answer
+// against the contract.
+func (e *env) upload(a auth, fields map[string]string, file []byte) resp {
+	e.t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if file != nil {
+		fw, _ := mw.CreateFormFile("file", "upload.csv")
+		fw.Write(file)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", e.base+"/api/v2/imports", bytes.NewReader(body.Bytes()))
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", a.header)
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	out := resp{status: hr.StatusCode, header: hr.Header}
+	out.raw, _ = io.ReadAll(hr.Body)
+	if err := json.Unmarshal(out.raw, &out.body); err != nil {
+		e.t.Fatalf("upload: %d %q", hr.StatusCode, out.raw)
+	}
+	e.validate(req, body.Bytes(), out)
+	return out
+}
+
+func TestImportsAndExportsThroughTheAPI(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		e.partnership("p@example.com", "p")
+		e.fails(400, "multipart/form-data", "POST", "/api/v2/imports", e.prod, nil)
+		if r := e.upload(e.prod, map[string]string{"type": "customers"}, nil); r.status != 400 || !strings.Contains(r.message(), "'file' is a required part") {
+			t.Fatalf("no file: %d %s", r.status, r.raw)
+		}
+		if r := e.upload(e.prod, map[string]string{"type": "leads"}, []byte("a\n")); r.status != 400 || !strings.Contains(r.message(), "not yet supported") {
+			t.Fatalf("leads: %d %s", r.status, r.raw)
+		}
+		if r := e.upload(e.prod, map[string]string{"type": "customers", "atomic": "maybe"}, []byte("a\n")); r.status != 400 {
+			t.Fatalf("bad flag: %d %s", r.status, r.raw)
+		}
+		csv := []byte("customer_key,email,partner_key\nu1,u1@example.com,p\nu2,not-an-email,p\nu3,u3@example.com,p\n")
+		r := e.upload(e.prod, map[string]string{"type": "customers"}, csv)
+		if r.status != 202 || r.data()["status"] != "queued" {
+			t.Fatalf("upload: %d %s", r.status, r.raw)
+		}
+		key := r.data()["key"].(string)
+		// The server's worker runs it; wait for it to finish.
+		var im map[string]any
+		for i := 0; i < 200; i++ {
+			im = e.must("GET", "/api/v2/imports/"+key, e.prod, nil).data()
+			if im["status"] == "done" {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if im["status"] != "done" || im["created"].(float64) != 2 || im["rejected"].(float64) != 1 || im["rows"].(float64) != 3 {
+			t.Fatalf("import: %v", im)
+		}
+		errsOf := im["errors"].([]any)
+		if len(errsOf) != 1 || errsOf[0].(map[string]any)["line"].(float64) != 3 || errsOf[0].(map[string]any)["column"] != "email" {
+			t.Fatalf("errors: %v", errsOf)
+		}
+		if e.countRows("import_chunks") != 0 {
+			t.Fatal("the uploaded file was kept after the import")
+		}
+		e.must("GET", "/api/v2/customers/u3", e.prod, nil)
+		if n := e.count("/api/v2/imports", e.prod); n != 1 {
+			t.Fatalf("%d imports listed", n)
+		}
+		for _, c := range []struct{ format, want string }{{"csv", "line,column,reason,value\n3,email,"}, {"json", `[{"line":3,"column":"email"`}} {
+			hr, err := http.Get(e.base + "/api/v2/imports/" + key + "/report?format=" + c.format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hr.Body.Close()
+			if hr.StatusCode != 401 {
+				t.Fatalf("report without keys: %d", hr.StatusCode)
+			}
+			b := e.download("GET", "/api/v2/imports/"+key+"/report?format="+c.format, e.prod)
+			if !strings.HasPrefix(b, c.want) {
+				t.Fatalf("report %s: %q", c.format, b)
+			}
+		}
+		// Another company sees none of it.
+		_, other := e.newCompany("Other")
+		e.fails(404, "", "GET", "/api/v2/imports/"+key, other, nil)
+
+		out := e.download("GET", "/api/v2/exports/customers?format=jsonl", e.prod)
+		if lines := strings.Count(out, "\n"); lines != 2 || !strings.Contains(out, `"customer_key":"u1"`) {
+			t.Fatalf("jsonl export: %q", out)
+		}
+		out = e.download("GET", "/api/v2/exports/customers", e.prod)
+		if !strings.HasPrefix(out, "key,customer_key,email,") || strings.Count(out, "\n") != 3 {
+			t.Fatalf("csv export: %q", out)
+		}
+		e.fails(404, "there is no export", "GET", "/api/v2/exports/nothing", e.prod, nil)
+		e.fails(400, "'format'", "GET", "/api/v2/exports/customers?format=xml", e.prod, nil)
+	})
+}
+
+// download GETs a non-JSON body with auth and requires 200.
+func (e *env) download(method, path string, a auth) string {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.base+path, nil)
+	req.Header.Set("Authorization", a.header)
+	hr, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer hr.Body.Close()
+	b, _ := io.ReadAll(hr.Body)
+	if hr.StatusCode != 200 {
+		e.t.Fatalf("%s %s: %d %s", method, path, hr.StatusCode, b)
+	}
+	return string(b)
 }

@@ -66,7 +66,6 @@ func newReader(r io.Reader) (*reader, error) {
 	}
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // a short or long row is a row error, not the end of the file
-	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, errEmptyFile
