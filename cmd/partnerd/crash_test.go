@@ -23,6 +23,14 @@ import (
 // TestMain lets the test binary act as "partnerd serve" in a child process,
 // so TestAcknowledgedWritesSurviveKill can SIGKILL a real server.
 func TestMain(m *testing.M) {
+	if args := os.Getenv("PARTNERD_TEST_CHILD_ARGS"); args != "" {
+		// Any other command, for tests that kill a CLI process.
+		if err := run(context.Background(), strings.Split(args, "\x1f"), io.Discard, io.Discard); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if dsn := os.Getenv("PARTNERD_TEST_CHILD_DB"); dsn != "" {
 		err := run(context.Background(), []string{"serve", "--db", dsn, "--addr", os.Getenv("PARTNERD_TEST_CHILD_ADDR")}, io.Discard, io.Discard)
 		if err != nil {
