@@ -165,34 +165,41 @@ func (s *Service) run(ctx context.Context, imp *Import, src io.Reader, onProgres
 		}
 		prog.Rejected += int64(len(lines))
 	}
+	// step reads the next batch and writes it in tx; done is set once the
+	// file has no more rows.
+	step := func(ctx context.Context, tx *store.Tx) (rejects []RowError, done bool, err error) {
+		items, err := read(&rejects)
+		if err != nil {
+			return nil, false, err
+		}
+		if len(items) == 0 && len(rejects) == 0 {
+			return nil, true, nil
+		}
+		more, err := writeBatch(ctx, tx, items)
+		if err != nil {
+			return nil, false, err
+		}
+		rejects = append(rejects, more...)
+		countRejects(rejects)
+		prog.Records, prog.BytesRead = seen, rd.bytesRead()
+		if onProgress != nil {
+			onProgress(prog)
+		}
+		return rejects, false, nil
+	}
 
 	if !opts.DryRun && !opts.Atomic {
-		for {
-			var rejects []RowError
-			items, err := read(&rejects)
-			if err != nil {
-				return err
-			}
-			if len(items) == 0 && len(rejects) == 0 {
-				break
-			}
-			before := prog
-			err = s.db.Tx(ctx, func(tx *store.Tx) error {
-				prog = before // a retried transaction counts afresh
-				more, err := writeBatch(ctx, tx, items)
-				if err != nil {
+		for done := false; !done; {
+			err := s.db.Tx(ctx, func(tx *store.Tx) error {
+				var rejects []RowError
+				var err error
+				if rejects, done, err = step(ctx, tx); err != nil || done {
 					return err
 				}
-				all := append(rejects, more...)
-				countRejects(all)
-				prog.Records, prog.BytesRead = seen, rd.bytesRead()
-				return s.checkpoint(ctx, tx, imp, prog, all)
+				return s.checkpoint(ctx, tx, imp, prog, rejects)
 			})
 			if err != nil {
 				return err
-			}
-			if onProgress != nil {
-				onProgress(prog)
 			}
 		}
 		return nil
@@ -212,26 +219,15 @@ func (s *Service) run(ctx context.Context, imp *Import, src io.Reader, onProgres
 	cache.Reset()
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
 		for {
-			var rejects []RowError
-			items, err := read(&rejects)
+			rejects, done, err := step(ctx, tx)
 			if err != nil {
 				return err
 			}
-			if len(items) == 0 && len(rejects) == 0 {
+			if done {
 				break
 			}
-			more, err := writeBatch(ctx, tx, items)
-			if err != nil {
+			if err := spool.add(rejects); err != nil {
 				return err
-			}
-			all := append(rejects, more...)
-			countRejects(all)
-			if err := spool.add(all); err != nil {
-				return err
-			}
-			prog.Records, prog.BytesRead = seen, rd.bytesRead()
-			if onProgress != nil {
-				onProgress(prog)
 			}
 		}
 		if opts.DryRun || prog.Rejected > 0 {
