@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -104,63 +101,32 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // printReport shows the first rejected rows and writes them all to path.
 func printReport(ctx context.Context, imp *importer.Service, p program.Principal, key, path string, stderr io.Writer) error {
-	var out *os.File
-	var cw *csv.Writer
-	var enc *json.Encoder
 	n := 0
-	if path != "" {
-		var err error
-		if out, err = os.Create(path); err != nil {
-			return err
-		}
-		defer out.Close()
-		if strings.HasSuffix(path, ".csv") {
-			cw = csv.NewWriter(out)
-			_ = cw.Write([]string{"line", "column", "reason", "value"})
-		} else {
-			fmt.Fprint(out, "[")
-			enc = json.NewEncoder(out)
-		}
-	}
-	err := imp.Report(ctx, p, key, func(e importer.RowError) error {
-		if n < 20 {
+	show := func(e importer.RowError) {
+		switch {
+		case n < 20:
 			col := ""
 			if e.Column != "" {
 				col = " " + e.Column + ":"
 			}
 			fmt.Fprintf(stderr, "line %d:%s %s\n", e.Line, col, e.Reason)
-		} else if n == 20 && path == "" {
+		case n == 20 && path == "":
 			fmt.Fprintln(stderr, "… more rejected rows: use --report FILE.csv to see them all")
 		}
-		switch {
-		case cw != nil:
-			if err := cw.Write([]string{strconv.FormatInt(e.Line, 10), e.Column, e.Reason, e.Value}); err != nil {
-				return err
-			}
-		case enc != nil:
-			if n > 0 {
-				fmt.Fprint(out, ",")
-			}
-			if err := enc.Encode(e); err != nil {
-				return err
-			}
-		}
 		n++
-		return nil
-	})
+	}
+	if path == "" {
+		return imp.Report(ctx, p, key, func(e importer.RowError) error { show(e); return nil })
+	}
+	out, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if cw != nil {
-		cw.Flush()
-		if err := cw.Error(); err != nil {
-			return err
-		}
+	err = imp.WriteReport(ctx, p, key, strings.TrimPrefix(filepath.Ext(path), "."), out, show)
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
-	if enc != nil {
-		fmt.Fprintln(out, "]")
-	}
-	return nil
+	return err
 }
 
 // progress draws a bar on a terminal and plain lines elsewhere (a log, CI).

@@ -1,14 +1,11 @@
 package api
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
@@ -185,39 +182,21 @@ func (s *Server) importReport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	switch format := r.URL.Query().Get("format"); format {
+	format := r.URL.Query().Get("format")
+	switch format {
 	case "", "json":
+		format = "json"
 		w.Header().Set("Content-Type", "application/json")
-		if _, err := io.WriteString(w, "["); err != nil {
-			return nil
-		}
-		first := true
-		err = s.importer.Report(r.Context(), p, im.Key, func(e importer.RowError) error {
-			b, _ := json.Marshal(e)
-			if !first {
-				b = append([]byte{','}, b...)
-			}
-			first = false
-			_, err := w.Write(b)
-			return err
-		})
-		if err == nil {
-			_, _ = io.WriteString(w, "]\n")
-		}
-		return nil // the status is sent; a failure mid-stream leaves invalid JSON, which the client sees
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="`+im.Key+`-report.csv"`)
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"line", "column", "reason", "value"})
-		_ = s.importer.Report(r.Context(), p, im.Key, func(e importer.RowError) error {
-			return cw.Write([]string{strconv.FormatInt(e.Line, 10), e.Column, e.Reason, e.Value})
-		})
-		cw.Flush()
-		return nil
 	default:
 		return errs.E(errs.Invalid, "'format' must be csv or json: %q", format)
 	}
+	// The status is sent with the first row: a failure after it leaves a
+	// truncated body, which the client sees.
+	_ = s.importer.WriteReport(r.Context(), p, im.Key, format, w, nil)
+	return nil
 }
 
 // exportType streams one object type of the company as CSV or JSON lines.

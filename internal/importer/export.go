@@ -143,6 +143,18 @@ const timeLayout = "2006-01-02T15:04:05.000Z"
 // header row) or as JSON lines, oldest first. It reads inside q, so a
 // caller exporting several types passes one snapshot.
 func (s *Service) Export(ctx context.Context, q store.Querier, p program.Principal, typ, format string, w io.Writer) (int64, error) {
+	switch format {
+	case CSV:
+		return s.export(ctx, q, p, typ, w, nil)
+	case JSONL:
+		return s.export(ctx, q, p, typ, nil, w)
+	}
+	return 0, errs.E(errs.Invalid, "'format' must be csv or jsonl: %q", format)
+}
+
+// export reads one type once and writes each row to whichever of csvOut
+// and jsonOut is set.
+func (s *Service) export(ctx context.Context, q store.Querier, p program.Principal, typ string, csvOut, jsonOut io.Writer) (int64, error) {
 	if p.IsPartner() {
 		return 0, errs.E(errs.Forbidden, "Forbidden: exports need the company's API keys")
 	}
@@ -150,26 +162,20 @@ func (s *Service) Export(ctx context.Context, q store.Querier, p program.Princip
 	if err != nil {
 		return 0, err
 	}
-	if format != CSV && format != JSONL {
-		return 0, errs.E(errs.Invalid, "'format' must be csv or jsonl: %q", format)
-	}
 	exprs := make([]string, len(k.cols))
 	for i, col := range k.cols {
 		exprs[i] = col.expr
 	}
-	var idCol = k.alias + ".id"
-	if k.name == "clicks" {
-		idCol = "k.id"
-	}
-	rows, err := q.Query(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+k.from+" WHERE "+k.alias+".company_id = ? ORDER BY "+idCol, p.CompanyID)
+	rows, err := q.Query(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+k.from+" WHERE "+k.alias+".company_id = ? ORDER BY "+k.alias+".id", p.CompanyID)
 	if err != nil {
 		return 0, fmt.Errorf("export %s: %w", typ, err)
 	}
 	defer rows.Close()
-	bw := bufio.NewWriterSize(w, 64<<10)
 	var cw *csv.Writer
-	if format == CSV {
-		cw = csv.NewWriter(bw)
+	var cbuf, jw *bufio.Writer
+	if csvOut != nil {
+		cbuf = bufio.NewWriterSize(csvOut, 64<<10)
+		cw = csv.NewWriter(cbuf)
 		header := make([]string, len(k.cols))
 		for i, col := range k.cols {
 			header[i] = col.name
@@ -177,6 +183,9 @@ func (s *Service) Export(ctx context.Context, q store.Querier, p program.Princip
 		if err := cw.Write(header); err != nil {
 			return 0, fmt.Errorf("export %s: %w", typ, err)
 		}
+	}
+	if jsonOut != nil {
+		jw = bufio.NewWriterSize(jsonOut, 64<<10)
 	}
 	vals := make([]sql.NullString, len(k.cols))
 	ptrs := make([]any, len(k.cols))
@@ -197,9 +206,9 @@ func (s *Service) Export(ctx context.Context, q store.Querier, p program.Princip
 			if err := cw.Write(cells); err != nil {
 				return n, fmt.Errorf("export %s: %w", typ, err)
 			}
-		} else {
-			line = line[:0]
-			line = append(line, '{')
+		}
+		if jw != nil {
+			line = append(line[:0], '{')
 			for i, col := range k.cols {
 				if i > 0 {
 					line = append(line, ',')
@@ -209,7 +218,7 @@ func (s *Service) Export(ctx context.Context, q store.Querier, p program.Princip
 				line = appendJSON(line, col.typ, vals[i])
 			}
 			line = append(line, '}', '\n')
-			if _, err := bw.Write(line); err != nil {
+			if _, err := jw.Write(line); err != nil {
 				return n, fmt.Errorf("export %s: %w", typ, err)
 			}
 		}
@@ -223,9 +232,14 @@ func (s *Service) Export(ctx context.Context, q store.Querier, p program.Princip
 		if err := cw.Error(); err != nil {
 			return n, fmt.Errorf("export %s: %w", typ, err)
 		}
+		if err := cbuf.Flush(); err != nil {
+			return n, fmt.Errorf("export %s: %w", typ, err)
+		}
 	}
-	if err := bw.Flush(); err != nil {
-		return n, fmt.Errorf("export %s: %w", typ, err)
+	if jw != nil {
+		if err := jw.Flush(); err != nil {
+			return n, fmt.Errorf("export %s: %w", typ, err)
+		}
 	}
 	return n, nil
 }
@@ -283,25 +297,35 @@ func (s *Service) ExportAll(ctx context.Context, p program.Principal, dir string
 	counts := map[string]int64{}
 	err := s.db.Snapshot(ctx, func(q store.Querier) error {
 		for _, typ := range ExportTypes() {
-			for _, format := range []string{CSV, JSONL} {
-				path := filepath.Join(dir, typ+"."+format)
-				f, err := os.Create(path)
-				if err != nil {
-					return fmt.Errorf("create %s: %w", path, err)
-				}
-				n, err := s.Export(ctx, q, p, typ, format, f)
-				if cerr := f.Close(); err == nil && cerr != nil {
-					err = fmt.Errorf("write %s: %w", path, cerr)
-				}
-				if err != nil {
-					return err
-				}
-				counts[typ] = n
+			n, err := s.exportFiles(ctx, q, p, filepath.Join(dir, typ))
+			if err != nil {
+				return err
 			}
+			counts[typ] = n
 		}
 		return nil
 	})
 	return counts, err
+}
+
+// exportFiles writes base.csv and base.jsonl from one read of the type.
+func (s *Service) exportFiles(ctx context.Context, q store.Querier, p program.Principal, base string) (int64, error) {
+	var files [2]*os.File
+	for i, ext := range []string{CSV, JSONL} {
+		f, err := os.Create(base + "." + ext)
+		if err != nil {
+			return 0, fmt.Errorf("create %s.%s: %w", base, ext, err)
+		}
+		defer f.Close()
+		files[i] = f
+	}
+	n, err := s.export(ctx, q, p, filepath.Base(base), files[0], files[1])
+	for _, f := range files {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write %s: %w", f.Name(), cerr)
+		}
+	}
+	return n, err
 }
 
 // ExportOne writes one type from a snapshot of its own.

@@ -1,14 +1,17 @@
 package importer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -457,4 +460,52 @@ func (s *Service) Report(ctx context.Context, p program.Principal, key string, f
 		}
 	}
 	return rows.Err()
+}
+
+// WriteReport writes every rejected row of an import to w as CSV (with a
+// header row) or as a JSON array, calling each (when set) for every row as
+// it goes.
+func (s *Service) WriteReport(ctx context.Context, p program.Principal, key, format string, w io.Writer, each func(RowError)) error {
+	if format != "csv" && format != "json" {
+		return errs.E(errs.Invalid, "'format' must be csv or json: %q", format)
+	}
+	bw := bufio.NewWriter(w)
+	var cw *csv.Writer
+	if format == "csv" {
+		cw = csv.NewWriter(bw)
+		if err := cw.Write([]string{"line", "column", "reason", "value"}); err != nil {
+			return err
+		}
+	} else {
+		bw.WriteByte('[')
+	}
+	n := 0
+	err := s.Report(ctx, p, key, func(e RowError) error {
+		if each != nil {
+			each(e)
+		}
+		if cw != nil {
+			return cw.Write([]string{strconv.FormatInt(e.Line, 10), e.Column, e.Reason, e.Value})
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if n++; n > 1 {
+			bw.WriteByte(',')
+		}
+		_, err = bw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if cw != nil {
+		if cw.Flush(); cw.Error() != nil {
+			return cw.Error()
+		}
+	} else {
+		bw.WriteString("]\n")
+	}
+	return bw.Flush()
 }

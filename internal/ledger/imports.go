@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"sort"
 	"strings"
 
@@ -45,19 +44,23 @@ type ImportResult struct {
 // with many payments per customer reads each customer once. It is bounded:
 // when full it starts over, which costs reads but never memory.
 type CustomerCache struct {
-	m map[program.CustomerRef]*program.Customer
+	m    map[program.CustomerRef]*program.Customer
+	byID map[int64]*program.Customer // one entry per customer, whatever refs name it
 }
 
 const customerCacheMax = 50_000
 
 // NewCustomerCache returns an empty cache.
 func NewCustomerCache() *CustomerCache {
-	return &CustomerCache{m: map[program.CustomerRef]*program.Customer{}}
+	return &CustomerCache{m: map[program.CustomerRef]*program.Customer{}, byID: map[int64]*program.Customer{}}
 }
 
 // Reset forgets every customer (after a rolled-back batch, whose writes the
 // cached first payments may describe).
-func (c *CustomerCache) Reset() { clear(c.m) }
+func (c *CustomerCache) Reset() {
+	clear(c.m)
+	clear(c.byID)
+}
 
 func (s *Service) cachedCustomer(ctx context.Context, q store.Querier, p program.Principal, cache *CustomerCache, ref program.CustomerRef) (*program.Customer, error) {
 	if cu, ok := cache.m[ref]; ok {
@@ -68,18 +71,17 @@ func (s *Service) cachedCustomer(ctx context.Context, q store.Querier, p program
 		return nil, err
 	}
 	if len(cache.m) >= customerCacheMax {
-		clear(cache.m)
+		cache.Reset()
 	}
 	// Every reference to the same customer shares one entry, so a first
 	// payment stamped through one is seen through the others.
-	for _, other := range cache.m {
-		if other.ID == cu.ID {
-			cache.m[ref] = other
-			return other, nil
-		}
+	shared, ok := cache.byID[cu.ID]
+	if !ok {
+		shared = &cu
+		cache.byID[cu.ID] = shared
 	}
-	cache.m[ref] = &cu
-	return &cu, nil
+	cache.m[ref] = shared
+	return shared, nil
 }
 
 // importChunk is how many rows one INSERT carries: 14 placeholders a row
@@ -87,12 +89,14 @@ func (s *Service) cachedCustomer(ctx context.Context, q store.Querier, p program
 const importChunk = 200
 
 type pendingTx struct {
-	row  int // index into the caller's rows
-	in   TransactionImport
-	cu   *program.Customer
-	cur  string
-	usd  *int64
-	test bool
+	row       int   // index into the caller's rows
+	id        int64 // once inserted
+	in        TransactionImport
+	cu        *program.Customer
+	cur       string
+	usd       *int64
+	test      bool
+	createdAt int64
 }
 
 // ImportTransactions records a batch of imported transactions inside tx and
@@ -103,8 +107,8 @@ type pendingTx struct {
 func (s *Service) ImportTransactions(ctx context.Context, tx *store.Tx, p program.Principal, cache *CustomerCache, rows []TransactionImport, earn bool) ([]ImportResult, error) {
 	res := make([]ImportResult, len(rows))
 	now := s.now()
-	rates := map[[2]string]*big.Rat{}
-	var todo []pendingTx
+	rates := rateMemo{}
+	var todo []*pendingTx
 	for i, in := range rows {
 		pt, err := s.checkImportedTx(ctx, tx, p, cache, rates, in, now)
 		if err != nil {
@@ -115,9 +119,8 @@ func (s *Service) ImportTransactions(ctx context.Context, tx *store.Tx, p progra
 			continue
 		}
 		pt.row = i
-		todo = append(todo, pt)
+		todo = append(todo, &pt)
 	}
-	var created []int64
 	inserted := map[string]int64{}
 	for rest := todo; len(rest) > 0; {
 		n := min(len(rest), importChunk)
@@ -126,17 +129,23 @@ func (s *Service) ImportTransactions(ctx context.Context, tx *store.Tx, p progra
 		}
 		rest = rest[n:]
 	}
+	var created []*pendingTx
 	var existing []string
 	for _, pt := range todo {
 		if id, ok := inserted[pt.in.Key]; ok {
 			delete(inserted, pt.in.Key) // a second row with the same key in this batch finds it stored
+			pt.id = id
 			res[pt.row].Outcome = program.Created
-			created = append(created, id)
+			created = append(created, pt)
 			continue
 		}
 		existing = append(existing, pt.in.Key)
 	}
-	if err := outbox.EmitAll(ctx, tx, p.CompanyID, outbox.TransactionCreated, outbox.KindTransaction, created, now); err != nil {
+	ids := make([]int64, len(created))
+	for i, pt := range created {
+		ids[i] = pt.id
+	}
+	if err := outbox.EmitAll(ctx, tx, p.CompanyID, outbox.TransactionCreated, outbox.KindTransaction, ids, now); err != nil {
 		return nil, err
 	}
 	if err := s.compareStoredTxs(ctx, tx, p.CompanyID, todo, existing, res); err != nil {
@@ -144,36 +153,21 @@ func (s *Service) ImportTransactions(ctx context.Context, tx *store.Tx, p progra
 	}
 	// Rewards in the order the rows were written, so "first payment"
 	// offers see the file's first payment of a customer first.
-	createdRows := make([]pendingTx, 0, len(created))
-	ids := make(map[int]int64, len(created))
-	k := 0
-	for _, pt := range todo {
-		if res[pt.row].Outcome == program.Created {
-			ids[pt.row] = created[k]
-			k++
-			createdRows = append(createdRows, pt)
-		}
-	}
-	sort.Slice(createdRows, func(a, b int) bool { return ids[createdRows[a].row] < ids[createdRows[b].row] })
+	sort.Slice(created, func(a, b int) bool { return created[a].id < created[b].id })
 	var version int64
-	if earn && len(createdRows) > 0 {
+	if earn && len(created) > 0 {
 		// Read once per batch: the cached customers may be older than the
 		// last offer change.
 		if err := tx.QueryRow(ctx, "SELECT offers_version FROM companies WHERE id = ?", p.CompanyID).Scan(&version); err != nil {
 			return nil, fmt.Errorf("read offers version: %w", err)
 		}
 	}
-	for _, pt := range createdRows {
+	for _, pt := range created {
 		if pt.in.Archived {
 			continue
 		}
-		id := ids[pt.row]
 		cu := pt.cu
-		created := now
-		if pt.in.CreatedAt != nil {
-			created = *pt.in.CreatedAt
-		}
-		c := transactionCause(*cu, id, pt.in.Amount, pt.cur, pt.in.ProductKey, pt.in.CategoryKey, pt.test, created)
+		c := transactionCause(*cu, pt.id, pt.in.Amount, pt.cur, pt.in.ProductKey, pt.in.CategoryKey, pt.test, pt.createdAt)
 		c.offersVersion = &version
 		if err := firstPaid(ctx, tx, *cu, &c); err != nil {
 			return nil, err
@@ -193,12 +187,12 @@ func (s *Service) ImportTransactions(ctx context.Context, tx *store.Tx, p progra
 	return res, nil
 }
 
-func (s *Service) checkImportedTx(ctx context.Context, q store.Querier, p program.Principal, cache *CustomerCache, rates map[[2]string]*big.Rat,
+func (s *Service) checkImportedTx(ctx context.Context, q store.Querier, p program.Principal, cache *CustomerCache, rates rateMemo,
 	in TransactionImport, now int64) (pendingTx, error) {
 	if in.Key == "" {
 		return pendingTx{}, errs.E(errs.Invalid, "'key' is a required property")
 	}
-	if err := checkImportKey("key", in.Key); err != nil {
+	if err := program.CheckImportKey("key", in.Key); err != nil {
 		return pendingTx{}, err
 	}
 	cur, err := money.Currency("currency", in.Currency)
@@ -228,37 +222,19 @@ func (s *Service) checkImportedTx(ctx context.Context, q store.Querier, p progra
 	if p.Test && !cu.Test {
 		return pendingTx{}, errs.E(errs.Invalid, "'customer_key': test keys can only record transactions for test customers")
 	}
-	pt := pendingTx{in: in, cu: cu, cur: cur, test: p.Test || cu.Test || in.Test}
-	if cur == "USD" {
-		amount := in.Amount
-		pt.usd = &amount
-	} else {
-		k := [2]string{cur, day(created)}
-		rate, seen := rates[k]
-		if !seen {
-			if rate, err = usdRate(ctx, q, p.CompanyID, cur, created); err != nil {
-				return pendingTx{}, err
-			}
-			rates[k] = rate
-		}
-		if rate != nil {
-			v := money.ToUSD(in.Amount, cur, rate)
-			pt.usd = &v
-		}
+	pt := pendingTx{in: in, cu: cu, cur: cur, test: p.Test || cu.Test || in.Test, createdAt: created}
+	if pt.usd, err = rates.usd(ctx, q, p.CompanyID, in.Amount, cur, created); err != nil {
+		return pendingTx{}, err
 	}
 	return pt, nil
 }
 
-func (s *Service) insertImportedTxs(ctx context.Context, tx *store.Tx, companyID int64, rows []pendingTx, now int64, inserted map[string]int64) error {
+func (s *Service) insertImportedTxs(ctx context.Context, tx *store.Tx, companyID int64, rows []*pendingTx, now int64, inserted map[string]int64) error {
 	const one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	args := make([]any, 0, 15*len(rows))
 	for _, pt := range rows {
-		created := now
-		if pt.in.CreatedAt != nil {
-			created = *pt.in.CreatedAt
-		}
 		args = append(args, pt.in.Key, companyID, pt.cu.ID, pt.cu.PartnershipID, pt.in.Amount, pt.cur, pt.usd, pt.in.CategoryKey,
-			pt.in.ProductKey, metadataOrEmpty(pt.in.Metadata), store.Bool(pt.test), store.Bool(pt.in.Archived), created, now, pt.cu.GroupID)
+			pt.in.ProductKey, metadataOrEmpty(pt.in.Metadata), store.Bool(pt.test), store.Bool(pt.in.Archived), pt.createdAt, now, pt.cu.GroupID)
 	}
 	query := `INSERT INTO transactions (key, company_id, customer_id, partnership_id, amount, currency, amount_usd, category_key,
 		product_key, metadata, test, archived, created_at, updated_at, group_id) VALUES ` +
@@ -284,7 +260,7 @@ func (s *Service) insertImportedTxs(ctx context.Context, tx *store.Tx, companyID
 
 // compareStoredTxs sets the outcome of rows whose key was already stored:
 // unchanged when the stored transaction says the same, rejected otherwise.
-func (s *Service) compareStoredTxs(ctx context.Context, q store.Querier, companyID int64, todo []pendingTx, keys []string, res []ImportResult) error {
+func (s *Service) compareStoredTxs(ctx context.Context, q store.Querier, companyID int64, todo []*pendingTx, keys []string, res []ImportResult) error {
 	if len(keys) == 0 {
 		return nil
 	}
@@ -342,13 +318,6 @@ func (s *Service) compareStoredTxs(ctx context.Context, q store.Querier, company
 	return nil
 }
 
-func checkImportKey(field, k string) error {
-	if !program.ValidImportKey(k) {
-		return errs.E(errs.Invalid, "'%s' may contain only letters, digits, '_', '.', ':' and '-' (at most 255): %q", field, k)
-	}
-	return nil
-}
-
 // RewardImport is one row of a reward import: a reward earned elsewhere
 // (history from another platform, or a partnerd export). It is stored with
 // source "import" and no offer, so a recompute leaves it alone; the source,
@@ -387,7 +356,7 @@ func (s *Service) ImportReward(ctx context.Context, tx *store.Tx, p program.Prin
 	if in.Key == "" {
 		return "", errs.E(errs.Invalid, "'key' is a required property")
 	}
-	if err := checkImportKey("key", in.Key); err != nil {
+	if err := program.CheckImportKey("key", in.Key); err != nil {
 		return "", err
 	}
 	if in.PartnerKey == "" {
@@ -500,14 +469,9 @@ func (s *Service) ImportReward(ctx context.Context, tx *store.Tx, p program.Prin
 		}
 		reversesID = &id
 	}
-	var usd *int64
-	if cur == "USD" {
-		usd = &in.Amount
-	} else if rate, err := usdRate(ctx, tx, p.CompanyID, cur, created); err != nil {
+	usd, err := usdAmount(ctx, tx, p.CompanyID, in.Amount, cur, created)
+	if err != nil {
 		return "", err
-	} else if rate != nil {
-		v := money.ToUSD(in.Amount, cur, rate)
-		usd = &v
 	}
 	ready := created
 	if in.ReadyAt != nil {

@@ -65,12 +65,29 @@ func (s *Service) LoadRates(ctx context.Context, p program.Principal, rates []Ra
 // currency on or before the day of at. It is nil when no rate is known:
 // partnerd never guesses a rate or fetches one.
 func usdAmount(ctx context.Context, q store.Querier, companyID, amount int64, currency string, at int64) (*int64, error) {
+	return rateMemo{}.usd(ctx, q, companyID, amount, currency, at)
+}
+
+// rateMemo remembers the rates read for one write (a cause's rewards, a
+// batch of imported payments), which mostly share a currency and a day.
+type rateMemo map[[2]string]*big.Rat
+
+// usd is usdAmount through the memo.
+func (m rateMemo) usd(ctx context.Context, q store.Querier, companyID, amount int64, currency string, at int64) (*int64, error) {
 	if currency == "USD" {
 		return &amount, nil
 	}
-	r, err := usdRate(ctx, q, companyID, currency, at)
-	if err != nil || r == nil {
-		return nil, err
+	k := [2]string{currency, day(at)}
+	r, seen := m[k]
+	if !seen {
+		var err error
+		if r, err = usdRate(ctx, q, companyID, currency, at); err != nil {
+			return nil, err
+		}
+		m[k] = r
+	}
+	if r == nil {
+		return nil, nil
 	}
 	v := money.ToUSD(amount, currency, r)
 	return &v, nil

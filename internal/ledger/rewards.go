@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
@@ -158,29 +157,11 @@ func (s *Service) insertRewards(ctx context.Context, q store.Querier, rs []newRe
 	}
 	now := s.now()
 	args := make([]any, 0, 21*len(rs))
-	type rateKey struct {
-		currency string
-		day      string
-	}
-	rates := map[rateKey]*big.Rat{} // the rewards of one cause share its currency and day
+	rates := rateMemo{} // the rewards of one cause share its currency and day
 	for _, r := range rs {
-		var usd *int64
-		if r.currency == "USD" {
-			usd = &r.amount
-		} else {
-			k := rateKey{r.currency, day(r.at)}
-			rate, seen := rates[k]
-			if !seen {
-				var err error
-				if rate, err = usdRate(ctx, q, r.companyID, r.currency, r.at); err != nil {
-					return nil, err
-				}
-				rates[k] = rate
-			}
-			if rate != nil {
-				v := money.ToUSD(r.amount, r.currency, rate)
-				usd = &v
-			}
+		usd, err := rates.usd(ctx, q, r.companyID, r.amount, r.currency, r.at)
+		if err != nil {
+			return nil, err
 		}
 		ex, err := json.Marshal(r.explanation)
 		if err != nil {

@@ -34,12 +34,11 @@ const (
 
 var importKeyRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$`)
 
-// ValidImportKey tells whether k may be an object's key when a file gives
-// one: keys appear in URLs, so they are limited like partner keys (and ':').
-func ValidImportKey(k string) bool { return importKeyRe.MatchString(k) }
-
-func checkKey(field, k string) error {
-	if k != "" && !ValidImportKey(k) {
+// CheckImportKey refuses a key a file gives that cannot be an object's
+// key: keys appear in URLs, so they are limited like partner keys (and
+// ':'). An empty key is for the caller to refuse or generate.
+func CheckImportKey(field, k string) error {
+	if k != "" && !importKeyRe.MatchString(k) {
 		return errs.E(errs.Invalid, "'%s' may contain only letters, digits, '_', '.', ':' and '-' (at most 255): %q", field, k)
 	}
 	return nil
@@ -62,7 +61,7 @@ func (s *Service) ImportGroup(ctx context.Context, tx *store.Tx, p Principal, in
 	if slug == "" {
 		return "", errs.E(errs.Invalid, "'name' must contain at least one letter or digit")
 	}
-	if err := checkKey("key", in.Key); err != nil {
+	if err := CheckImportKey("key", in.Key); err != nil {
 		return "", err
 	}
 	features := rawOr(in.Features, "{}")
@@ -135,27 +134,21 @@ func (s *Service) importedGroup(ctx context.Context, tx *store.Tx, companyID int
 		// default group every program starts with, say): the stored key stays.
 		return &bySlug, nil
 	}
-	if taken, err := keyTaken(ctx, tx, "groups", key); err != nil || taken {
-		return nil, err2(err, "'key' is already used by another program's group: %s", key)
-	}
-	return nil, nil
+	return nil, keyFree(ctx, tx, "groups", "group", key)
 }
 
-func err2(err error, format string, args ...any) error {
-	if err != nil {
-		return err
-	}
-	return errs.E(errs.Conflict, format, args...)
-}
-
-// keyTaken tells whether a key is stored in table for any company: object
-// keys are unique across the database.
-func keyTaken(ctx context.Context, q store.Querier, table, key string) (bool, error) {
+// keyFree refuses a key a file gives for a new object when another
+// program's object of that table has it: object keys are unique across the
+// database.
+func keyFree(ctx context.Context, q store.Querier, table, what, key string) error {
 	var n int
 	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM "+table+" WHERE key = ?", key).Scan(&n); err != nil {
-		return false, fmt.Errorf("check %s key: %w", table, err)
+		return fmt.Errorf("check %s key: %w", table, err)
 	}
-	return n > 0, nil
+	if n > 0 {
+		return errs.E(errs.Conflict, "'key' is already used by another program's %s: %s", what, key)
+	}
+	return nil
 }
 
 func sameJSON(a, b string) bool {
@@ -202,7 +195,7 @@ func (s *Service) ImportPartnership(ctx context.Context, tx *store.Tx, p Princip
 	if err != nil {
 		return "", err
 	}
-	if err := checkKey("key", in.Key); err != nil {
+	if err := CheckImportKey("key", in.Key); err != nil {
 		return "", err
 	}
 	if in.PartnerKey != "" && !ValidPartnerKey(in.PartnerKey) {
@@ -268,17 +261,9 @@ func (s *Service) ImportPartnership(ctx context.Context, tx *store.Tx, p Princip
 func (s *Service) insertImportedPartnership(ctx context.Context, tx *store.Tx, p Principal, in PartnershipImport, email string, groupID int64) (Outcome, error) {
 	partnerKey := in.PartnerKey
 	if partnerKey == "" {
-		base := derivePartnerKey(email)
-		partnerKey = base
-		for i := 2; ; i++ {
-			taken, err := s.partnerKeyTaken(ctx, tx, p.CompanyID, partnerKey)
-			if err != nil {
-				return "", err
-			}
-			if !taken {
-				break
-			}
-			partnerKey = fmt.Sprintf("%s%d", base, i)
+		var err error
+		if partnerKey, err = freePartnerKey(ctx, tx, p.CompanyID, email); err != nil {
+			return "", err
 		}
 	}
 	key := in.Key
@@ -318,14 +303,6 @@ func (s *Service) insertImportedPartnership(ctx context.Context, tx *store.Tx, p
 	return Created, nil
 }
 
-func (s *Service) partnerKeyTaken(ctx context.Context, q store.Querier, companyID int64, partnerKey string) (bool, error) {
-	var n int
-	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM partnerships WHERE company_id = ? AND partner_key = ?", companyID, partnerKey).Scan(&n); err != nil {
-		return false, fmt.Errorf("check partner key: %w", err)
-	}
-	return n > 0, nil
-}
-
 // importedPartnership finds the partnership a row names. Its key, partner
 // key and email must not name different partnerships: that row would merge
 // two partners, so it is rejected.
@@ -351,8 +328,8 @@ func (s *Service) importedPartnership(ctx context.Context, tx *store.Tx, p Princ
 		found = &got
 	}
 	if found == nil && key != "" {
-		if taken, err := keyTaken(ctx, tx, "partnerships", key); err != nil || taken {
-			return nil, err2(err, "'key' is already used by another program's partnership: %s", key)
+		if err := keyFree(ctx, tx, "partnerships", "partnership", key); err != nil {
+			return nil, err
 		}
 	}
 	if found != nil && p.Test && !found.Test {
@@ -426,7 +403,7 @@ func (s *Service) ImportCustomer(ctx context.Context, tx *store.Tx, p Principal,
 			return "", err
 		}
 	}
-	if err := checkKey("key", in.Key); err != nil {
+	if err := CheckImportKey("key", in.Key); err != nil {
 		return "", err
 	}
 	if in.SourceType != "" && !importSources[in.SourceType] {
@@ -510,8 +487,8 @@ func (s *Service) importedCustomer(ctx context.Context, tx *store.Tx, p Principa
 		}
 	}
 	if found == nil && key != "" {
-		if taken, err := keyTaken(ctx, tx, "customers", key); err != nil || taken {
-			return nil, err2(err, "'key' is already used by another program's customer: %s", key)
+		if err := keyFree(ctx, tx, "customers", "customer", key); err != nil {
+			return nil, err
 		}
 	}
 	if found != nil && p.Test && !found.Test {

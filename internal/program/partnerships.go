@@ -111,6 +111,23 @@ func derivePartnerKey(email string) string {
 	return k
 }
 
+// freePartnerKey derives a partner key from an email that no partnership
+// of the company has yet: the local part, then with 2, 3, … appended.
+func freePartnerKey(ctx context.Context, q store.Querier, companyID int64, email string) (string, error) {
+	base := derivePartnerKey(email)
+	key := base
+	for i := 2; ; i++ {
+		var n int
+		if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM partnerships WHERE company_id = ? AND partner_key = ?", companyID, key).Scan(&n); err != nil {
+			return "", fmt.Errorf("check partner key: %w", err)
+		}
+		if n == 0 {
+			return key, nil
+		}
+		key = fmt.Sprintf("%s%d", base, i)
+	}
+}
+
 // CreatePartnership adds a partner to the program. Partnerships created with
 // test keys are test partnerships.
 func (s *Service) CreatePartnership(ctx context.Context, p Principal, in PartnershipInput) (Partnership, error) {
@@ -140,19 +157,8 @@ func (s *Service) CreatePartnership(ctx context.Context, p Principal, in Partner
 			if !ValidPartnerKey(partnerKey) {
 				return errs.E(errs.Invalid, "'partner_key' may contain only letters, digits, '_', '.' and '-' (at most 255): %q", partnerKey)
 			}
-		} else {
-			base := derivePartnerKey(email)
-			partnerKey = base
-			for i := 2; ; i++ {
-				var n int
-				if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM partnerships WHERE company_id = ? AND partner_key = ?", p.CompanyID, partnerKey).Scan(&n); err != nil {
-					return fmt.Errorf("check partner key: %w", err)
-				}
-				if n == 0 {
-					break
-				}
-				partnerKey = fmt.Sprintf("%s%d", base, i)
-			}
+		} else if partnerKey, err = freePartnerKey(ctx, tx, p.CompanyID, email); err != nil {
+			return err
 		}
 		now := s.now()
 		key := secret.Key("part")
