@@ -218,6 +218,16 @@ func (b body) strOrClear(name string) *string {
 	return b.str(name)
 }
 
+// boolean returns a boolean property; nil when absent or null.
+func (b body) boolean(name string) *bool {
+	v, ok := b[name]
+	if !ok || string(v) == "null" {
+		return nil
+	}
+	t := string(v) == "true" // validated already
+	return &t
+}
+
 func (b body) int(name string) *int64 {
 	v, ok := b[name]
 	if !ok || string(v) == "null" {

@@ -136,7 +136,7 @@ func (s *Server) listRewards(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := ledger.RewardFilter{Status: q.Get("status"), CustomerKey: q.Get("customer_key"), GroupKey: q.Get("group_key"),
 		PartnerKey: q.Get("partner_key"), PartnershipKey: q.Get("partnership_key"), TransactionKey: q.Get("transaction_key"),
-		PayoutKey: q.Get("payout_key"), IncludeArchived: archived}
+		PayoutKey: q.Get("payout_key"), LeadKey: q.Get("lead_key"), DealKey: q.Get("deal_key"), IncludeArchived: archived}
 	items, res, err := s.ledger.ListRewards(r.Context(), principalOf(r), f, page)
 	return replyList(w, items, res, err, renderReward, "Rewards retrieved")
 }
@@ -380,11 +380,22 @@ type rewardJSON struct {
 	Customer      *rewardCustomerJSON   `json:"customer"`
 	Transaction   *rewardTxJSON         `json:"transaction"`
 	Action        *rewardActionJSON     `json:"action"`
+	Lead          *rewardLeadJSON       `json:"lead"`
+	Deal          *rewardDealJSON       `json:"deal"`
 	Partnership   rewardPartnershipJSON `json:"partnership"`
 	PayoutKey     *string               `json:"payout_key"`
 	Reverses      *string               `json:"reverses"`
 	Test          bool                  `json:"test"`
 	Archived      bool                  `json:"archived"`
+}
+
+type rewardLeadJSON struct {
+	Key string `json:"key"`
+}
+
+type rewardDealJSON struct {
+	Key         string `json:"key"`
+	AccountName string `json:"account_name"`
 }
 
 func renderReward(r ledger.Reward) rewardJSON {
@@ -399,6 +410,12 @@ func renderReward(r ledger.Reward) rewardJSON {
 	}
 	if r.CustomerKey != nil {
 		out.Customer = &rewardCustomerJSON{Key: *r.CustomerKey, Email: r.CustomerEmail, Name: r.CustomerName, ExternalKey: r.CustomerExtKey}
+	}
+	if r.LeadKey != nil {
+		out.Lead = &rewardLeadJSON{Key: *r.LeadKey}
+	}
+	if r.DealKey != nil {
+		out.Deal = &rewardDealJSON{Key: *r.DealKey, AccountName: *r.DealName}
 	}
 	if r.TxKey != nil {
 		out.Transaction = &rewardTxJSON{Key: *r.TxKey, Amount: *r.TxAmount, Currency: *r.TxCurrency}

@@ -23,6 +23,7 @@ import (
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/pipeline"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/tracking"
 	"github.com/partnerd/partnerd/internal/webhooks"
@@ -36,6 +37,7 @@ type Server struct {
 	webhooks *webhooks.Service
 	billing  *billing.Service
 	importer *importer.Service
+	pipeline *pipeline.Service
 	js       tracking.Snippet
 	ready    func(context.Context) error
 	log      *slog.Logger
@@ -138,6 +140,22 @@ func (s *Server) routes() {
 	m.Handle("DELETE /api/v2/actions/{key}", vendor(s.archiveAction))
 
 	m.Handle("POST /api/v2/exchange-rates", vendor(s.loadRates))
+
+	// Leads and deals: a partner token may submit and read its own.
+	m.Handle("GET /api/v2/leads", any(s.listLeads))
+	m.Handle("POST /api/v2/leads", any(s.createLead))
+	m.Handle("GET /api/v2/leads/{key}", any(s.getLead))
+	m.Handle("PATCH /api/v2/leads/{key}", vendor(s.updateLead))
+	m.Handle("DELETE /api/v2/leads/{key}", vendor(s.archiveLead))
+	m.Handle("POST /api/v2/leads/{key}/convert", vendor(s.convertLead))
+	m.Handle("GET /api/v2/deals", any(s.listDeals))
+	m.Handle("POST /api/v2/deals", any(s.createDeal))
+	m.Handle("GET /api/v2/deals/{key}", any(s.getDeal))
+	m.Handle("PATCH /api/v2/deals/{key}", vendor(s.updateDeal))
+	m.Handle("DELETE /api/v2/deals/{key}", vendor(s.archiveDeal))
+	m.Handle("POST /api/v2/deals/{key}/convert", vendor(s.convertDeal))
+	m.Handle("GET /api/v2/sales-cycles/deals/stages", vendor(s.getDealStages))
+	m.Handle("PUT /api/v2/sales-cycles/deals/stages", vendor(s.setDealStages))
 
 	m.Handle("GET /api/v2/webhooks", vendor(s.listWebhooks))
 	m.Handle("POST /api/v2/webhooks", vendor(s.createWebhook))

@@ -158,6 +158,12 @@ func (s *Server) RenderEvent(ctx context.Context, companyID int64, kind, key str
 	case outbox.KindPayout:
 		x, e := s.ledger.GetPayout(ctx, p, key)
 		v, err = renderPayout(x), e
+	case outbox.KindLead:
+		x, e := s.pipeline.GetLead(ctx, p, key)
+		v, err = renderLead(x), e
+	case outbox.KindDeal:
+		x, e := s.pipeline.GetDeal(ctx, p, key)
+		v, err = renderDeal(x), e
 	default:
 		return nil, errs.E(errs.Internal, "no renderer for %s", kind)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/pipeline"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
@@ -63,6 +64,7 @@ type App struct {
 	Webhooks *webhooks.Service
 	Billing  *billing.Service
 	Importer *importer.Service
+	Pipeline *pipeline.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -140,16 +142,21 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 		return bill.CustomerCreated(ctx, q, cu)
 	}
 	prog.OnCustomerCreated(signup)
+	// Approving a lead or winning a deal earns in the same transaction;
+	// undoing it reverses.
+	pipe := pipeline.New(db, cfg.Clock, prog)
+	pipe.OnChange(led.SettleLead, led.SettleDeal)
 	// Imported customers run the same hook, or only billing's part when
 	// the import is history that earns nothing (--no-rewards).
 	imp := importer.New(db, cfg.Clock, prog, led, importer.Hooks{Signup: signup, NoRewards: bill.CustomerCreated})
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
 	srv.UseBilling(bill)
 	srv.UseImporter(imp)
+	srv.UsePipeline(pipe)
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, API: srv, Handler: srv}, nil
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, Pipeline: pipe, API: srv, Handler: srv}, nil
 }
 
 // runSchedules approves rewards whose hold period is over every 30 seconds

@@ -207,7 +207,9 @@ func TestImportingTwiceCreatesNothing(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		importFixtures(t, e)
 		before := map[string]int{}
-		tables := []string{"groups", "partnerships", "customers", "transactions", "rewards", "events", "links"}
+		// The server's monthly payout run starts with it and may record a
+		// payout.created at any moment: those events are not the import's.
+		tables := []string{"groups", "partnerships", "customers", "transactions", "rewards", "events WHERE kind <> 'payout'", "links"}
 		for _, tb := range tables {
 			before[tb] = e.countRows(tb)
 		}

@@ -44,6 +44,13 @@ type cause struct {
 	// actions
 	actionType string
 	value      int64
+
+	// leads and deals: round counts the lead's approvals (the deal's wins),
+	// so that each approval is a cause of its own; idle is a reason code
+	// (with idleWhy) while the lead is not approved or the deal not won.
+	round   int
+	idle    string
+	idleWhy string
 }
 
 // Reasons a cause or an offer earns nothing. The codes are stable API.
@@ -61,6 +68,9 @@ const (
 	WhyCapped        = "capped"
 	WhyNegativeFlat  = "negative_amount"
 	WhyZero          = "rounds_to_zero"
+	WhyNotApproved   = "lead_not_approved"
+	WhyNotWon        = "deal_not_won"
+	WhyNoAmount      = "no_amount"
 )
 
 // Explanation is stored with every reward: where it came from and how its
@@ -110,6 +120,8 @@ func evaluate(offers []Offer, c cause) (outs []outcome, blocked, why string) {
 		return nil, WhyTest, "test-mode data never earns rewards"
 	case c.partnerGone:
 		return nil, WhyPartnerGone, "the partnership is archived"
+	case c.idle != "":
+		return nil, c.idle, c.idleWhy
 	}
 	for _, o := range offers {
 		if o.Trigger != c.kind {
@@ -188,16 +200,47 @@ func evaluateOne(o Offer, c cause) outcome {
 		ex.Inputs["value"] = fmt.Sprint(c.value)
 		ex.Formula = fmt.Sprintf("%d × %d (minor units of %s)", *o.Amount, c.value, currency)
 		ex.Exact = fmt.Sprint(amount)
+	case TriggerLead, TriggerDeal:
+		what, event := "lead", "approved lead"
+		if c.kind == TriggerDeal {
+			what, event = "deal", "won deal"
+		}
+		if o.Type == TypePercent {
+			if c.amount <= 0 {
+				return none(WhyNoAmount, "the offer pays %s%% of the %s's amount, and the %s has no amount", *o.Rate, what, what)
+			}
+			var exact string
+			amount, exact = money.Percent(c.amount, o.rate)
+			currency = c.currency
+			ex.Rule = *o.Rate + "% of the amount of each " + event
+			ex.Inputs[what+"_amount"] = money.Format(c.amount, c.currency)
+			ex.Inputs["rate"] = *o.Rate + "%"
+			ex.Formula = fmt.Sprintf("%d × %s / 100 (minor units of %s)", c.amount, *o.Rate, c.currency)
+			ex.Exact = exact
+		} else {
+			amount, currency = *o.Amount, *o.Currency
+			ex.Rule = "a flat " + money.Format(amount, currency) + " per " + event
+			ex.Formula = fmt.Sprintf("%d (flat, minor units of %s)", amount, currency)
+			ex.Exact = fmt.Sprint(amount)
+		}
+		if c.round > 1 {
+			ex.Inputs["round"] = fmt.Sprint(c.round)
+		}
 	}
 	if amount == 0 {
 		return none(WhyZero, "the computed reward, %s, rounds to zero", ex.Exact)
 	}
 	ex.Amount, ex.Currency = amount, currency
-	return outcome{offer: o, reward: &draft{offer: o, dedupe: dedupeKey(o.ID, c.kind, c.id), amount: amount, currency: currency, explanation: ex}}
+	return outcome{offer: o, reward: &draft{offer: o, dedupe: dedupeKey(o.ID, c), amount: amount, currency: currency, explanation: ex}}
 }
 
-func dedupeKey(offerID int64, kind string, id int64) string {
-	return fmt.Sprintf("o%d:%c%d", offerID, kind[0], id)
+// dedupeKey names what an offer paid for: the cause, and for a lead or a
+// deal which of its approvals or wins.
+func dedupeKey(offerID int64, c cause) string {
+	if c.kind == TriggerLead || c.kind == TriggerDeal {
+		return fmt.Sprintf("o%d:%c%d#%d", offerID, c.kind[0], c.id, c.round)
+	}
+	return fmt.Sprintf("o%d:%c%d", offerID, c.kind[0], c.id)
 }
 
 func percentRule(o Offer) string {

@@ -19,6 +19,8 @@ const (
 	TriggerCustomer    = "customer"
 	TriggerTransaction = "transaction"
 	TriggerAction      = "action"
+	TriggerLead        = "lead_approved" // a lead became approved
+	TriggerDeal        = "deal_won"      // a deal reached a won stage
 	TypePercent        = "percent"
 	TypeFlat           = "flat"
 )
@@ -161,14 +163,14 @@ func (o *Offer) validate() error {
 		return errs.E(errs.Invalid, "'name' is a required property")
 	}
 	switch o.Trigger {
-	case TriggerCustomer, TriggerTransaction, TriggerAction:
+	case TriggerCustomer, TriggerTransaction, TriggerAction, TriggerLead, TriggerDeal:
 	default:
-		return errs.E(errs.Invalid, "'trigger' must be one of customer, transaction, action")
+		return errs.E(errs.Invalid, "'trigger' must be one of customer, transaction, action, lead_approved, deal_won")
 	}
 	switch o.Type {
 	case TypePercent:
-		if o.Trigger != TriggerTransaction {
-			return errs.E(errs.Invalid, "'type' percent needs a transaction to take a percentage of: use flat for %s offers", o.Trigger)
+		if o.Trigger != TriggerTransaction && o.Trigger != TriggerLead && o.Trigger != TriggerDeal {
+			return errs.E(errs.Invalid, "'type' percent needs an amount to take a percentage of (a transaction's, a lead's or a deal's): use flat for %s offers", o.Trigger)
 		}
 		if o.Rate == nil {
 			return errs.E(errs.Invalid, "'rate' is required for a percent offer")
@@ -181,7 +183,7 @@ func (o *Offer) validate() error {
 			return errs.E(errs.Invalid, "'rate' must be more than 0 and at most 100 (percent)")
 		}
 		if o.Amount != nil || o.Currency != nil {
-			return errs.E(errs.Invalid, "'amount' and 'currency' are for flat offers; a percent offer pays in the transaction's currency")
+			return errs.E(errs.Invalid, "'amount' and 'currency' are for flat offers; a percent offer pays in the currency of what it takes a percentage of")
 		}
 		o.rate = r
 	case TypeFlat:

@@ -13,13 +13,13 @@ import (
 
 // RecomputeResult counts what a recompute changed.
 type RecomputeResult struct {
-	Causes   int // customers, transactions and actions looked at
+	Causes   int // customers, transactions, actions, leads and deals looked at
 	Created  int
 	Updated  int
 	Archived int
 }
 
-// recomputeInsertRows is how many missing rewards go into one INSERT (21
+// recomputeInsertRows is how many missing rewards go into one INSERT (23
 // parameters each, far below either engine's limit).
 const recomputeInsertRows = 200
 
@@ -46,7 +46,7 @@ type existing struct {
 func (s *Service) Recompute(ctx context.Context, companyID int64) (RecomputeResult, error) {
 	var res RecomputeResult
 	var offers []Offer
-	for _, trig := range []string{TriggerCustomer, TriggerTransaction, TriggerAction} {
+	for _, trig := range []string{TriggerCustomer, TriggerTransaction, TriggerAction, TriggerLead, TriggerDeal} {
 		o, err := s.activeOffers(ctx, s.db, companyID, trig)
 		if err != nil {
 			return res, err
@@ -72,6 +72,18 @@ func (s *Service) Recompute(ctx context.Context, companyID int64) (RecomputeResu
 			break
 		}
 		after = next
+	}
+	for _, src := range []pipelineSource{leadSource, dealSource} {
+		for after := int64(0); ; {
+			next, err := s.recomputePipeline(ctx, companyID, src, offers, after, &res)
+			if err != nil {
+				return res, err
+			}
+			if next == after {
+				break
+			}
+			after = next
+		}
 	}
 	return res, nil
 }

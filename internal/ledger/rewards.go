@@ -71,17 +71,21 @@ type Reward struct {
 	ActionValue    *int64
 	PayoutKey      *string
 	ReversesKey    *string
+	LeadKey        *string
+	DealKey        *string
+	DealName       *string
 }
 
 const rewardCols = `r.id, r.key, r.source, r.amount, r.currency, r.amount_usd, r.description, r.status, r.decline_reason,
 	r.hold_reason, r.explanation, r.ready_at, r.test, r.archived, r.created_at, r.updated_at,
 	p.key, p.partner_key, p.first_name, p.last_name, g.key, g.name, o.key, o.name, cu.key, cu.customer_key, cu.email, cu.name,
-	t.key, t.amount, t.currency, a.key, a.type, a.value, po.key, rv.key`
+	t.key, t.amount, t.currency, a.key, a.type, a.value, po.key, rv.key, l.key, d.key, d.account_name`
 
 const rewardFrom = `rewards r JOIN partnerships p ON p.id = r.partnership_id JOIN groups g ON g.id = p.group_id
 	LEFT JOIN offers o ON o.id = r.offer_id LEFT JOIN customers cu ON cu.id = r.customer_id
 	LEFT JOIN transactions t ON t.id = r.transaction_id LEFT JOIN actions a ON a.id = r.action_id
-	LEFT JOIN payouts po ON po.id = r.payout_id LEFT JOIN rewards rv ON rv.id = r.reverses_id`
+	LEFT JOIN payouts po ON po.id = r.payout_id LEFT JOIN rewards rv ON rv.id = r.reverses_id
+	LEFT JOIN leads l ON l.id = r.lead_id LEFT JOIN deals d ON d.id = r.deal_id`
 
 func scanReward(sc store.Scanner) (Reward, error) {
 	var r Reward
@@ -90,7 +94,7 @@ func scanReward(sc store.Scanner) (Reward, error) {
 		&r.HoldReason, &ex, &r.ReadyAt, &r.Test, &r.Archived, &r.CreatedAt, &r.UpdatedAt,
 		&r.PartnershipKey, &r.PartnerKey, &first, &last, &r.GroupKey, &r.GroupName, &r.OfferKey, &r.OfferName,
 		&r.CustomerKey, &r.CustomerExtKey, &r.CustomerEmail, &r.CustomerName, &r.TxKey, &r.TxAmount, &r.TxCurrency,
-		&r.ActionKey, &r.ActionType, &r.ActionValue, &r.PayoutKey, &r.ReversesKey)
+		&r.ActionKey, &r.ActionType, &r.ActionValue, &r.PayoutKey, &r.ReversesKey, &r.LeadKey, &r.DealKey, &r.DealName)
 	if err != nil {
 		return r, fmt.Errorf("scan reward: %w", err)
 	}
@@ -117,6 +121,8 @@ type newReward struct {
 	customerID    *int64
 	transactionID *int64
 	actionID      *int64
+	leadID        *int64
+	dealID        *int64
 	reversesID    *int64
 	source        string
 	dedupe        *string
@@ -142,10 +148,11 @@ func (s *Service) insertReward(ctx context.Context, q store.Querier, r newReward
 }
 
 // rewardInsertCols are the columns insertRewards writes, one placeholder each.
-const rewardInsertCols = `key, company_id, partnership_id, offer_id, customer_id, transaction_id, action_id, reverses_id, source,
-	dedupe, amount, currency, amount_usd, description, status, hold_reason, explanation, ready_at, test, created_at, updated_at`
+const rewardInsertCols = `key, company_id, partnership_id, offer_id, customer_id, transaction_id, action_id, lead_id, deal_id,
+	reverses_id, source, dedupe, amount, currency, amount_usd, description, status, hold_reason, explanation, ready_at, test,
+	created_at, updated_at`
 
-const rewardPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+const rewardPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 // insertRewards writes the rewards of one company in one statement (a
 // transaction paying three offers is one round trip, not three) and emits
@@ -156,7 +163,7 @@ func (s *Service) insertRewards(ctx context.Context, q store.Querier, rs []newRe
 		return nil, nil
 	}
 	now := s.now()
-	args := make([]any, 0, 21*len(rs))
+	args := make([]any, 0, 23*len(rs))
 	rates := rateMemo{} // the rewards of one cause share its currency and day
 	for _, r := range rs {
 		usd, err := rates.usd(ctx, q, r.companyID, r.amount, r.currency, r.at)
@@ -170,7 +177,7 @@ func (s *Service) insertRewards(ctx context.Context, q store.Querier, rs []newRe
 		// Time-ordered keys: the unique index on key takes new rewards at
 		// its end instead of on a random page per insert.
 		args = append(args, secret.OrderedKey("rwrd", time.UnixMilli(now)), r.companyID, r.partnershipID, r.offerID, r.customerID,
-			r.transactionID, r.actionID, r.reversesID, r.source, r.dedupe, r.amount, r.currency, usd, r.description, r.status,
+			r.transactionID, r.actionID, r.leadID, r.dealID, r.reversesID, r.source, r.dedupe, r.amount, r.currency, usd, r.description, r.status,
 			r.holdReason, string(ex), r.readyAt, store.Bool(r.test), now, now)
 	}
 	query := "INSERT INTO rewards (" + rewardInsertCols + ") VALUES " + strings.Repeat(rewardPlaceholders+", ", len(rs)-1) +
@@ -195,6 +202,10 @@ func (s *Service) reward(companyID int64, c cause, d draft) newReward {
 		r.transactionID = &id
 	case TriggerAction:
 		r.actionID = &id
+	case TriggerLead:
+		r.leadID = &id
+	case TriggerDeal:
+		r.dealID = &id
 	}
 	r.status = StatusApproved
 	if r.readyAt > s.now() {
@@ -548,6 +559,8 @@ type RewardFilter struct {
 	PartnershipKey  string
 	TransactionKey  string
 	PayoutKey       string
+	LeadKey         string
+	DealKey         string
 	IncludeArchived bool
 }
 
@@ -570,6 +583,8 @@ func (s *Service) ListRewards(ctx context.Context, p program.Principal, f Reward
 	spec.WhereSet("p.key = ?", f.PartnershipKey)
 	spec.WhereSet("t.key = ?", f.TransactionKey)
 	spec.WhereSet("po.key = ?", f.PayoutKey)
+	spec.WhereSet("l.key = ?", f.LeadKey)
+	spec.WhereSet("d.key = ?", f.DealKey)
 	if !f.IncludeArchived {
 		spec.Where("r.archived = 0")
 	}

@@ -20,6 +20,8 @@ const (
 	KindReward      = "reward"
 	KindPayout      = "payout"
 	KindAction      = "action"
+	KindLead        = "lead"
+	KindDeal        = "deal"
 )
 
 // Event names, in PartnerStack's current dotted form.
@@ -35,11 +37,16 @@ const (
 	RewardUpdated      = "reward.updated"
 	PayoutCreated      = "payout.created"
 	PayoutPaid         = "payout.paid"
+	LeadCreated        = "lead.created"
+	LeadUpdated        = "lead.updated"
+	DealCreated        = "deal.created"
+	DealUpdated        = "deal.updated"
 )
 
 // Names lists every event a webhook may subscribe to.
 var Names = []string{PartnershipCreated, PartnershipUpdated, CustomerCreated, CustomerUpdated, CustomerDeleted,
-	TransactionCreated, TransactionDeleted, RewardCreated, RewardUpdated, PayoutCreated, PayoutPaid}
+	TransactionCreated, TransactionDeleted, RewardCreated, RewardUpdated, PayoutCreated, PayoutPaid,
+	LeadCreated, LeadUpdated, DealCreated, DealUpdated}
 
 // Emit records that name happened to the object (kind, id) of a company. q
 // must be the transaction making the change.

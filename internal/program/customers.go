@@ -73,6 +73,8 @@ const (
 	SourceAPIv1 = "api_v1"
 	SourceJS    = "js"
 	SourceS2S   = "s2s"
+	SourceLead  = "lead" // converted from a lead
+	SourceDeal  = "deal" // converted from a deal
 )
 
 // CustomerInput is what a caller sends to create or update a customer. On
@@ -103,25 +105,17 @@ type CustomerInput struct {
 // A customer is test data when created with test keys or under a test
 // partner; test keys may only attribute to test partners.
 func (s *Service) CreateCustomer(ctx context.Context, p Principal, in CustomerInput) (cu Customer, created bool, err error) {
-	if in.PartnerKey == nil || *in.PartnerKey == "" {
-		return cu, false, errs.E(errs.Invalid, "'partner_key' is a required property")
-	}
-	email := ""
-	switch {
-	case in.Email != nil && (*in.Email != "" || !in.EmailOptional):
-		if email, err = NormalizeEmail("email", *in.Email); err != nil {
-			return cu, false, err
-		}
-	case !in.EmailOptional:
-		return cu, false, errs.E(errs.Invalid, "'email' is a required property")
-	}
-	if in.CustomerKey != nil && *in.CustomerKey == "" {
-		return cu, false, errs.E(errs.Invalid, "'customer_key' must not be empty (send null to leave it unset)")
+	email, err := checkNewCustomer(in)
+	if err != nil {
+		return cu, false, err
 	}
 	// Two requests racing with one new customer_key: the loser's insert
 	// violates the unique index, and its second attempt finds the winner's row.
 	for attempt := 0; attempt < 2; attempt++ {
-		cu, created, err = s.createCustomerOnce(ctx, p, in, email)
+		err = s.db.Tx(ctx, func(tx *store.Tx) error {
+			cu, created, err = s.createCustomerIn(ctx, tx, p, in, email)
+			return err
+		})
 		if !store.IsUniqueViolation(err) {
 			break
 		}
@@ -129,8 +123,40 @@ func (s *Service) CreateCustomer(ctx context.Context, p Principal, in CustomerIn
 	return cu, created, err
 }
 
-func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in CustomerInput, email string) (cu Customer, created bool, err error) {
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+// CreateCustomerIn is CreateCustomer inside the caller's transaction, for
+// a write that creates a customer with something else (a lead or deal
+// conversion). A unique violation (a racing customer_key) is returned as
+// it is: the caller retries its whole transaction.
+func (s *Service) CreateCustomerIn(ctx context.Context, tx *store.Tx, p Principal, in CustomerInput) (Customer, bool, error) {
+	email, err := checkNewCustomer(in)
+	if err != nil {
+		return Customer{}, false, err
+	}
+	return s.createCustomerIn(ctx, tx, p, in, email)
+}
+
+// checkNewCustomer checks what a new customer needs and returns its
+// normalized email.
+func checkNewCustomer(in CustomerInput) (email string, err error) {
+	if in.PartnerKey == nil || *in.PartnerKey == "" {
+		return "", errs.E(errs.Invalid, "'partner_key' is a required property")
+	}
+	switch {
+	case in.Email != nil && (*in.Email != "" || !in.EmailOptional):
+		if email, err = NormalizeEmail("email", *in.Email); err != nil {
+			return "", err
+		}
+	case !in.EmailOptional:
+		return "", errs.E(errs.Invalid, "'email' is a required property")
+	}
+	if in.CustomerKey != nil && *in.CustomerKey == "" {
+		return "", errs.E(errs.Invalid, "'customer_key' must not be empty (send null to leave it unset)")
+	}
+	return email, nil
+}
+
+func (s *Service) createCustomerIn(ctx context.Context, tx *store.Tx, p Principal, in CustomerInput, email string) (cu Customer, created bool, err error) {
+	err = func() error {
 		var partnershipID, groupID int64
 		var partnerTest, partnerArchived bool
 		err := tx.QueryRow(ctx, "SELECT id, group_id, test, archived FROM partnerships WHERE company_id = ? AND partner_key = ?",
@@ -196,13 +222,18 @@ func (s *Service) createCustomerOnce(ctx context.Context, p Principal, in Custom
 		}
 		created = true
 		return nil
-	})
+	}()
 	return cu, created, err
 }
 
 func (s *Service) customerBy(ctx context.Context, q store.Querier, p Principal, cond string, args ...any) (Customer, error) {
 	query, all := p.Scoped("SELECT "+customerCols+" FROM "+customerFrom, "cu.company_id", "cu.partnership_id", cond, args...)
 	return store.One(ctx, q, "customer", scanCustomer, query, all...)
+}
+
+// CustomerByID reads a company's customer by its id inside q.
+func (s *Service) CustomerByID(ctx context.Context, q store.Querier, companyID, id int64) (Customer, error) {
+	return s.customerBy(ctx, q, Principal{CompanyID: companyID}, "cu.id = ?", id)
 }
 
 // GetCustomer finds a customer by its key or by the vendor's customer_key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,10 @@ func (db *DB) autoIDType() string {
 	}
 	return "INTEGER PRIMARY KEY"
 }
+
+// sqliteOnly is a comment line that marks a migration statement only SQLite
+// runs: a repair of something PostgreSQL never had wrong.
+const sqliteOnly = "-- sqlite only"
 
 type migration struct {
 	version int
@@ -115,6 +120,9 @@ func (db *DB) Migrate(ctx context.Context) (applied []string, err error) {
 				continue
 			}
 			for _, s := range m.stmts {
+				if db.dialect != SQLite && slices.Contains(strings.Split(s, "\n"), sqliteOnly) {
+					continue
+				}
 				s = strings.ReplaceAll(s, autoID, db.autoIDType())
 				s = strings.ReplaceAll(s, rawBytes, db.rawBytesType())
 				if _, err := tx.Exec(ctx, s); err != nil {

@@ -212,7 +212,7 @@ func subscribedAs(events []string, event string) (string, bool) {
 }
 
 var tables = map[string]string{"partnership": "partnerships", "customer": "customers", "transaction": "transactions",
-	"reward": "rewards", "payout": "payouts", "action": "actions"}
+	"reward": "rewards", "payout": "payouts", "action": "actions", "lead": "leads", "deal": "deals"}
 
 func (s *Service) renderEvent(ctx context.Context, e event) (json.RawMessage, error) {
 	table, ok := tables[e.kind]
