@@ -48,7 +48,7 @@ func offerCreate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	company := fs.String("company", "", "company key (required)")
 	in := ledger.OfferInput{Set: map[string]bool{}}
 	str := func(name, usage string) *string { return fs.String(name, "", usage) }
-	name, trigger, typ := str("name", "offer name (required)"), str("trigger", "customer, transaction or action (required)"), str("type", "percent or flat (required)")
+	name, trigger, typ := str("name", "offer name (required)"), str("trigger", "customer, transaction, action, lead_approved or deal_won (required)"), str("type", "percent or flat (required)")
 	rate, currency := str("rate", "percent rate, a decimal such as 12.5"), str("currency", "flat offers: ISO 4217 currency")
 	amount := str("amount", "flat offers: amount in minor units (cents)")
 	duration := str("duration-months", "transaction offers: 0 = first transaction only, N months, empty = lifetime")

@@ -148,7 +148,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	pipe.OnChange(led.SettleLead, led.SettleDeal)
 	// Imported customers run the same hook, or only billing's part when
 	// the import is history that earns nothing (--no-rewards).
-	imp := importer.New(db, cfg.Clock, prog, led, importer.Hooks{Signup: signup, NoRewards: bill.CustomerCreated})
+	imp := importer.New(db, cfg.Clock, prog, led, pipe, importer.Hooks{Signup: signup, NoRewards: bill.CustomerCreated})
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
 	srv.UseBilling(bill)
 	srv.UseImporter(imp)

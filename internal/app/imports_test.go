@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/internal/importer"
+	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 	"github.com/partnerd/partnerd/internal/store/storetest"
@@ -206,10 +207,14 @@ func TestImportFixturesReportEveryBadRow(t *testing.T) {
 func TestImportingTwiceCreatesNothing(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		importFixtures(t, e)
+		// Events are fanned out and removed in the background, so what the
+		// second import emits is counted as deliveries to a webhook that
+		// hears every event from now on.
+		e.tick()
+		rc := newReceiver(t, 0)
+		e.must("POST", "/api/v2/webhooks", e.prod, map[string]any{"target_url": rc.url, "events": outbox.Names})
 		before := map[string]int{}
-		// The server's monthly payout run starts with it and may record a
-		// payout.created at any moment: those events are not the import's.
-		tables := []string{"groups", "partnerships", "customers", "transactions", "rewards", "events WHERE kind <> 'payout'", "links"}
+		tables := []string{"groups", "partnerships", "customers", "transactions", "rewards", "links"}
 		for _, tb := range tables {
 			before[tb] = e.countRows(tb)
 		}
@@ -226,6 +231,20 @@ func TestImportingTwiceCreatesNothing(t *testing.T) {
 			if n := e.countRows(tb); n != before[tb] {
 				t.Fatalf("%s: %d rows after the second import, %d before", tb, n, before[tb])
 			}
+		}
+		for {
+			n, err := e.app.Webhooks.Fanout(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		// The server's monthly payout run starts with it and may record a
+		// payout.created at any moment: that one is not the import's.
+		if n := e.countRows("deliveries WHERE event NOT LIKE 'payout.%'"); n != 0 {
+			t.Fatalf("the second import emitted %d events", n)
 		}
 	})
 }
@@ -257,11 +276,11 @@ func TestAtomicAndDryRunImportsWriteNothingWhenTheySay(t *testing.T) {
 		if ok.Status != importer.StatusDone || e.countRows("partnerships") != before+2 {
 			t.Fatalf("atomic import of good rows: %+v", ok)
 		}
-		// Leads and deals have no objects yet: a clear refusal.
-		_, err := e.app.Importer.Import(context.Background(), e.principal(), importer.Options{Type: "leads"}, "x.csv", 1,
+		// A type partnerd does not import: a clear refusal naming the ones it does.
+		_, err := e.app.Importer.Import(context.Background(), e.principal(), importer.Options{Type: "payouts"}, "x.csv", 1,
 			strings.NewReader("a\n"), nil)
-		if err == nil || !strings.Contains(err.Error(), "not yet supported") {
-			t.Fatalf("leads: %v", err)
+		if err == nil || !strings.Contains(err.Error(), "'type' must be one of groups, partners, customers, transactions, leads, deals, rewards") {
+			t.Fatalf("payouts: %v", err)
 		}
 	})
 }
@@ -310,6 +329,36 @@ func TestExportImportRoundTrip(t *testing.T) {
 		e.must("POST", "/api/v2/rewards", e.prod, map[string]any{"amount": 700, "currency": "USD", "description": "Bonus",
 			"target": map[string]any{"type": "partnership", "key": "ann"}})
 
+		// The pipeline: a group's own stages, leads and deals with their
+		// history, conversions, rewards, a partnerless vendor deal.
+		e.must("PUT", "/api/v2/sales-cycles/deals/stages", e.prod, map[string]any{"group_key": g["key"], "stages": []map[string]any{
+			{"name": "Intro", "outcome": "open"}, {"name": "Signed", "outcome": "won"}, {"name": "Lost", "outcome": "lost"}}})
+		e.must("POST", "/api/v2/offers", e.prod, map[string]any{"name": "Lead", "trigger": "lead_approved", "type": "flat", "amount": 500, "currency": "USD"})
+		e.must("POST", "/api/v2/offers", e.prod, map[string]any{"name": "Co-sell", "trigger": "deal_won", "type": "percent", "rate": "10"})
+		e.tick()
+		lead := e.must("POST", "/api/v2/leads", e.prod, map[string]any{"partner_key": "ann", "external_key": "lead@x.com", "amount": 900,
+			"fields": []map[string]any{{"name": "Size", "value": "50"}}, "meta": map[string]any{"first_name": "Lu"}}).data()
+		for _, approved := range []bool{true, false, true} {
+			e.tick()
+			e.must("PATCH", "/api/v2/leads/"+lead["key"].(string), e.prod, map[string]any{"approved": approved})
+		}
+		e.tick()
+		e.must("POST", "/api/v2/leads/"+lead["key"].(string)+"/convert", e.prod, map[string]any{"email": "lu@x.com", "customer_key": "lu"})
+		e.tick()
+		gone := e.must("POST", "/api/v2/leads", e.prod, map[string]any{"partner_key": "ann", "status": "dead"}).data()
+		e.must("DELETE", "/api/v2/leads/"+gone["key"].(string), e.prod, nil)
+		e.tick()
+		deal := e.must("POST", "/api/v2/deals", e.prod, map[string]any{"partner_key": "ann", "account_name": "Globex", "amount": 40000,
+			"currency": "EUR", "contact_first_name": "Hank", "external_key": "crm-7"}).data()
+		e.tick()
+		e.must("PATCH", "/api/v2/deals/"+deal["key"].(string), e.prod, map[string]any{"stage": "Signed"})
+		e.tick()
+		lost := e.must("POST", "/api/v2/deals", e.prod, map[string]any{"partner_key": "ann", "stage": "Signed", "amount": 100}).data()
+		e.tick()
+		e.must("PATCH", "/api/v2/deals/"+lost["key"].(string), e.prod, map[string]any{"stage": "Lost", "lost_reason": "went elsewhere"})
+		e.tick()
+		e.must("POST", "/api/v2/deals", e.prod, map[string]any{"source": "vendor", "group_key": g["key"], "account_name": "Initech", "close_date": "2026-05-01"})
+
 		dirA, dirB := t.TempDir(), t.TempDir()
 		if _, err := e.app.Importer.ExportAll(context.Background(), e.principal(), dirA); err != nil {
 			t.Fatal(err)
@@ -317,7 +366,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		fresh := start(t, freshDSN(t, e))
 		for _, typ := range importer.Types() {
 			opts := importer.Options{}
-			if typ == "transactions" || typ == "customers" {
+			if typ == "transactions" || typ == "customers" || typ == "leads" || typ == "deals" {
 				opts.NoRewards = true // the rewards come from rewards.csv
 			}
 			im := fresh.importFile(typ, filepath.Join(dirA, typ+".csv"), opts)
@@ -343,8 +392,18 @@ func TestExportImportRoundTrip(t *testing.T) {
 				t.Errorf("%s.csv differs after the round trip:\n--- exported\n%s\n--- re-exported\n%s", typ, a, b)
 			}
 		}
-		if n := e.countRows("rewards"); n < 4 {
+		if n := e.countRows("rewards"); n < 8 {
 			t.Fatalf("the round trip exercised only %d rewards", n)
+		}
+		// The deal's reward still names its deal, and pays once: a change
+		// to the deal settles against the imported rewards, not beside them.
+		rs := fresh.rewardsFor("deal", deal["key"].(string))
+		if len(rs) != 1 || num(rs[0]["amount"]) != 4000 || rs[0]["currency"] != "EUR" {
+			t.Fatalf("imported deal rewards: %v", rs)
+		}
+		fresh.must("PATCH", "/api/v2/deals/"+deal["key"].(string), fresh.prod, map[string]any{"amount": 50000})
+		if n, sum := liveSum(fresh.rewardsFor("deal", deal["key"].(string))); n != 1 || sum != 4000 {
+			t.Fatalf("a change to an imported deal paid it again: %v", fresh.rewardsFor("deal", deal["key"].(string)))
 		}
 	})
 }
@@ -415,8 +474,8 @@ func TestImportsAndExportsThroughTheAPI(t *testing.T) {
 		if r := e.upload(e.prod, map[string]string{"type": "customers"}, nil); r.status != 400 || !strings.Contains(r.message(), "'file' is a required part") {
 			t.Fatalf("no file: %d %s", r.status, r.raw)
 		}
-		if r := e.upload(e.prod, map[string]string{"type": "leads"}, []byte("a\n")); r.status != 400 || !strings.Contains(r.message(), "not yet supported") {
-			t.Fatalf("leads: %d %s", r.status, r.raw)
+		if r := e.upload(e.prod, map[string]string{"type": "payouts"}, []byte("a\n")); r.status != 400 || !strings.Contains(r.message(), "'type' must be one of") {
+			t.Fatalf("payouts: %d %s", r.status, r.raw)
 		}
 		if r := e.upload(e.prod, map[string]string{"type": "customers", "atomic": "maybe"}, []byte("a\n")); r.status != 400 {
 			t.Fatalf("bad flag: %d %s", r.status, r.raw)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/pipeline"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -46,6 +47,21 @@ type exportKind struct {
 	from  string
 	alias string
 	cols  []exportCol
+	// extra are JSON columns assembled in Go (a history, a group's stages)
+	// because the two engines aggregate JSON differently: each is loaded
+	// whole, by object id, before the rows are read.
+	extra []extraCol
+}
+
+type extraCol struct {
+	name string
+	load func(ctx context.Context, q store.Querier, companyID int64) (map[int64]string, error)
+}
+
+func history(kind string) []extraCol {
+	return []extraCol{{"history", func(ctx context.Context, q store.Querier, companyID int64) (map[int64]string, error) {
+		return pipeline.HistoryJSON(ctx, q, companyID, kind)
+	}}}
 }
 
 func c(name, expr string, typ colType) exportCol { return exportCol{name, expr, typ} }
@@ -53,7 +69,8 @@ func c(name, expr string, typ colType) exportCol { return exportCol{name, expr, 
 var exportKinds = []exportKind{
 	{name: "groups", from: "groups g", alias: "g", cols: []exportCol{
 		c("key", "g.key", text), c("name", "g.name", text), c("features", "g.features", rawJSON), c("default", "g.is_default", boolean),
-		c("archived", "g.archived", boolean), c("created_at", "g.created_at", timestamp)}},
+		c("archived", "g.archived", boolean), c("created_at", "g.created_at", timestamp)},
+		extra: []extraCol{{"deal_stages", pipeline.StagesJSON}}},
 	{name: "partners", from: "partnerships p JOIN groups g ON g.id = p.group_id", alias: "p", cols: []exportCol{
 		c("key", "p.key", text), c("partner_key", "p.partner_key", text), c("email", "p.email", text),
 		c("first_name", "p.first_name", text), c("last_name", "p.last_name", text), c("group_key", "g.key", text), c("group", "g.name", text),
@@ -72,11 +89,31 @@ var exportKinds = []exportKind{
 			c("currency", "t.currency", text), c("category_key", "t.category_key", text), c("product_key", "t.product_key", text),
 			c("metadata", "t.metadata", rawJSON), c("test", "t.test", boolean), c("archived", "t.archived", boolean),
 			c("created_at", "t.created_at", timestamp)}},
+	{name: "leads", from: "leads l JOIN partnerships p ON p.id = l.partnership_id JOIN groups g ON g.id = l.group_id LEFT JOIN customers cu ON cu.id = l.customer_id",
+		alias: "l", cols: []exportCol{
+			c("key", "l.key", text), c("external_key", "l.external_key", text), c("partner_key", "p.partner_key", text),
+			c("group_key", "g.key", text), c("amount", "l.amount", integer), c("currency", "l.currency", text),
+			c("approved", "l.approved", boolean), c("status", "l.status", text), c("fields", "l.fields", rawJSON), c("meta", "l.meta", rawJSON),
+			c("customer", "cu.key", text), c("test", "l.test", boolean), c("archived", "l.archived", boolean),
+			c("created_at", "l.created_at", timestamp)},
+		extra: history("lead")},
+	{name: "deals", from: `deals d LEFT JOIN partnerships p ON p.id = d.partnership_id JOIN groups g ON g.id = d.group_id
+		LEFT JOIN customers cu ON cu.id = d.customer_id`, alias: "d", cols: []exportCol{
+		c("key", "d.key", text), c("external_key", "d.external_key", text), c("source", "d.source", text),
+		c("partner_key", "p.partner_key", text), c("group_key", "g.key", text), c("account_name", "d.account_name", text),
+		c("amount", "d.amount", integer), c("currency", "d.currency", text), c("close_date", "d.close_date", text),
+		c("contact_first_name", "d.contact_first_name", text), c("contact_last_name", "d.contact_last_name", text),
+		c("stage", "d.stage", text), c("lost_reason", "d.lost_reason", text), c("fields", "d.fields", rawJSON),
+		c("meta", "d.meta", rawJSON), c("customer", "cu.key", text), c("test", "d.test", boolean), c("archived", "d.archived", boolean),
+		c("won_at", "d.won_at", timestamp), c("created_at", "d.created_at", timestamp)},
+		extra: history("deal")},
 	{name: "rewards", from: `rewards r JOIN partnerships p ON p.id = r.partnership_id LEFT JOIN customers cu ON cu.id = r.customer_id
 		LEFT JOIN transactions t ON t.id = r.transaction_id LEFT JOIN rewards rv ON rv.id = r.reverses_id
-		LEFT JOIN offers o ON o.id = r.offer_id LEFT JOIN payouts po ON po.id = r.payout_id`, alias: "r", cols: []exportCol{
+		LEFT JOIN offers o ON o.id = r.offer_id LEFT JOIN payouts po ON po.id = r.payout_id
+		LEFT JOIN leads l ON l.id = r.lead_id LEFT JOIN deals d ON d.id = r.deal_id`, alias: "r", cols: []exportCol{
 		c("key", "r.key", text), c("partner_key", "p.partner_key", text), c("customer", "cu.key", text),
 		c("customer_key", "cu.customer_key", text), c("transaction_key", "t.key", text), c("reverses_key", "rv.key", text),
+		c("lead_key", "l.key", text), c("deal_key", "d.key", text),
 		c("amount", "r.amount", integer), c("currency", "r.currency", text), c("description", "r.description", text),
 		c("status", "r.status", text), c("decline_reason", "r.decline_reason", text), c("hold_reason", "r.hold_reason", text),
 		c("explanation", "r.explanation", rawJSON), c("ready_at", "r.ready_at", timestamp),
@@ -166,6 +203,17 @@ func (s *Service) export(ctx context.Context, q store.Querier, p program.Princip
 	for i, col := range k.cols {
 		exprs[i] = col.expr
 	}
+	cols := k.cols
+	extras := make([]map[int64]string, len(k.extra))
+	if len(k.extra) > 0 {
+		for i, x := range k.extra {
+			if extras[i], err = x.load(ctx, q, p.CompanyID); err != nil {
+				return 0, fmt.Errorf("export %s: %w", typ, err)
+			}
+			cols = append(cols[:len(cols):len(cols)], c(x.name, "", rawJSON))
+		}
+		exprs = append(exprs, k.alias+".id")
+	}
 	rows, err := q.Query(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+k.from+" WHERE "+k.alias+".company_id = ? ORDER BY "+k.alias+".id", p.CompanyID)
 	if err != nil {
 		return 0, fmt.Errorf("export %s: %w", typ, err)
@@ -176,8 +224,8 @@ func (s *Service) export(ctx context.Context, q store.Querier, p program.Princip
 	if csvOut != nil {
 		cbuf = bufio.NewWriterSize(csvOut, 64<<10)
 		cw = csv.NewWriter(cbuf)
-		header := make([]string, len(k.cols))
-		for i, col := range k.cols {
+		header := make([]string, len(cols))
+		for i, col := range cols {
 			header[i] = col.name
 		}
 		if err := cw.Write(header); err != nil {
@@ -187,20 +235,28 @@ func (s *Service) export(ctx context.Context, q store.Querier, p program.Princip
 	if jsonOut != nil {
 		jw = bufio.NewWriterSize(jsonOut, 64<<10)
 	}
-	vals := make([]sql.NullString, len(k.cols))
-	ptrs := make([]any, len(k.cols))
-	for i := range vals {
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(exprs))
+	for i := range k.cols {
 		ptrs[i] = &vals[i]
 	}
-	cells := make([]string, len(k.cols))
+	var id int64
+	if len(k.extra) > 0 {
+		ptrs[len(exprs)-1] = &id
+	}
+	cells := make([]string, len(cols))
 	var line []byte
 	var n int64
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return n, fmt.Errorf("export %s: %w", typ, err)
 		}
+		for i, m := range extras {
+			v, ok := m[id]
+			vals[len(k.cols)+i] = sql.NullString{String: v, Valid: ok}
+		}
 		if cw != nil {
-			for i, col := range k.cols {
+			for i, col := range cols {
 				cells[i] = csvCell(col.typ, vals[i])
 			}
 			if err := cw.Write(cells); err != nil {
@@ -209,7 +265,7 @@ func (s *Service) export(ctx context.Context, q store.Querier, p program.Princip
 		}
 		if jw != nil {
 			line = append(line[:0], '{')
-			for i, col := range k.cols {
+			for i, col := range cols {
 				if i > 0 {
 					line = append(line, ',')
 				}

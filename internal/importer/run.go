@@ -13,6 +13,7 @@ import (
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/pipeline"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -31,12 +32,13 @@ type Service struct {
 	clock clock.Clock
 	prog  *program.Service
 	led   *ledger.Service
+	pipe  *pipeline.Service
 	hooks Hooks
 }
 
-// New returns an importer over the program and ledger services.
-func New(db *store.DB, clk clock.Clock, prog *program.Service, led *ledger.Service, hooks Hooks) *Service {
-	return &Service{db: db, clock: clk, prog: prog, led: led, hooks: hooks}
+// New returns an importer over the program, ledger and pipeline services.
+func New(db *store.DB, clk clock.Clock, prog *program.Service, led *ledger.Service, pipe *pipeline.Service, hooks Hooks) *Service {
+	return &Service{db: db, clock: clk, prog: prog, led: led, pipe: pipe, hooks: hooks}
 }
 
 func (s *Service) now() int64 { return clock.Millis(s.clock) }

@@ -2,12 +2,14 @@ package importer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/pipeline"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -54,35 +56,27 @@ func (b *batch) each(ctx context.Context, fn func(it *item) (program.Outcome, er
 	return nil
 }
 
-// Kinds that can be imported, by name. Leads and deals are named so that
-// they get a clear answer rather than "unknown type".
+// Kinds that can be imported, by name.
 var kinds = map[string]*kind{}
 
-// notYet are types PartnerStack's importer has that partnerd has no
-// objects for yet.
-var notYet = map[string]string{
-	"leads": "importing leads is not yet supported: partnerd has no leads yet (they arrive with the leads-and-deals work)",
-	"deals": "importing deals is not yet supported: partnerd has no deals yet (they arrive with the leads-and-deals work)",
-}
-
 func init() {
-	for _, k := range []*kind{groupKind, partnerKind, customerKind, transactionKind, rewardKind} {
+	for _, k := range []*kind{groupKind, partnerKind, customerKind, transactionKind, leadKind, dealKind, rewardKind} {
 		kinds[k.name] = k
 	}
 }
 
 // Types lists the importable types in the order a program's files should
-// be imported: each may refer to the ones before it.
-func Types() []string { return []string{"groups", "partners", "customers", "transactions", "rewards"} }
+// be imported: each may refer to the ones before it (rewards name the
+// leads and deals that earned them).
+func Types() []string {
+	return []string{"groups", "partners", "customers", "transactions", "leads", "deals", "rewards"}
+}
 
 func lookupKind(name string) (*kind, error) {
 	if k, ok := kinds[name]; ok {
 		return k, nil
 	}
-	if msg, ok := notYet[name]; ok {
-		return nil, errs.E(errs.Invalid, "%s", msg)
-	}
-	return nil, errs.E(errs.Invalid, "'type' must be one of %s (or leads, deals once supported): %q", strings.Join(Types(), ", "), name)
+	return nil, errs.E(errs.Invalid, "'type' must be one of %s: %q", strings.Join(Types(), ", "), name)
 }
 
 var groupKind = &kind{
@@ -94,10 +88,11 @@ var groupKind = &kind{
 		{name: "default", aliases: []string{"is_default"}}, // exported for reading; the default group is the program's own
 		{name: "archived"},
 		{name: "created_at"},
+		{name: "deal_stages"},
 	},
 	parse: func(r *row) any {
-		in := program.GroupImport{Key: r.str("key"), Name: r.raw("name"), Features: r.object("features"), Archived: r.bool("archived"),
-			CreatedAt: r.time("created_at")}
+		in := groupRow{GroupImport: program.GroupImport{Key: r.str("key"), Name: r.raw("name"), Features: r.object("features"),
+			Archived: r.bool("archived"), CreatedAt: r.time("created_at")}, stages: r.array("deal_stages")}
 		r.bool("default")
 		if strings.TrimSpace(in.Name) == "" {
 			r.fail("name", "is required")
@@ -106,7 +101,107 @@ var groupKind = &kind{
 	},
 	write: func(ctx context.Context, b *batch) error {
 		return b.each(ctx, func(it *item) (program.Outcome, error) {
-			return b.s.prog.ImportGroup(ctx, b.tx, b.p, it.in.(program.GroupImport))
+			in := it.in.(groupRow)
+			out, err := b.s.prog.ImportGroup(ctx, b.tx, b.p, in.GroupImport)
+			if err != nil {
+				return out, err
+			}
+			changed, err := b.s.pipe.ImportDealStages(ctx, b.tx, b.p, in.Key, in.Name, in.stages)
+			if changed && out == program.Unchanged {
+				out = program.Updated
+			}
+			return out, err
+		})
+	},
+}
+
+// groupRow is a group with the deal stages the row gives it.
+type groupRow struct {
+	program.GroupImport
+	stages json.RawMessage
+}
+
+var leadKind = &kind{
+	name: "leads",
+	fields: []field{
+		{name: "key", aliases: []string{"lead_key", "lead_id"}},
+		{name: "external_key", aliases: []string{"lead_email"}},
+		{name: "partner_key", required: true},
+		{name: "group_key"},
+		{name: "amount", aliases: []string{"amount_cents", "amount_minor"}},
+		{name: "currency"},
+		{name: "approved"},
+		{name: "status", aliases: []string{"lead_status"}},
+		{name: "fields"},
+		{name: "meta", aliases: []string{"field_data"}},
+		{name: "customer", aliases: []string{"customer_key"}},
+		{name: "test"},
+		{name: "archived"},
+		{name: "created_at"},
+		{name: "history"},
+	},
+	parse: func(r *row) any {
+		in := pipeline.LeadImport{Key: r.str("key"), ExternalKey: r.str("external_key"), PartnerKey: r.str("partner_key"),
+			GroupKey: r.str("group_key"), Amount: r.int("amount"), Currency: strings.ToUpper(r.str("currency")), Approved: r.bool("approved"),
+			Status: strings.ToLower(r.str("status")), Fields: r.array("fields"), Meta: r.object("meta"), Customer: r.str("customer"),
+			Archived: r.bool("archived"), CreatedAt: r.time("created_at"), History: r.array("history")}
+		r.flag("test") // a lead is test data when its partner is
+		if in.Key == "" && in.ExternalKey == "" {
+			r.fail("key", "a lead needs a key or an external_key: it is what makes importing the same file twice safe")
+		}
+		if in.PartnerKey == "" {
+			r.fail("partner_key", "is required")
+		}
+		return in
+	},
+	write: func(ctx context.Context, b *batch) error {
+		return b.each(ctx, func(it *item) (program.Outcome, error) {
+			return b.s.pipe.ImportLead(ctx, b.tx, b.p, it.in.(pipeline.LeadImport), !b.opts.NoRewards)
+		})
+	},
+}
+
+var dealKind = &kind{
+	name: "deals",
+	fields: []field{
+		{name: "key", aliases: []string{"deal_key", "deal_id"}},
+		{name: "external_key"},
+		{name: "source"},
+		{name: "partner_key"},
+		{name: "group_key"},
+		{name: "account_name", aliases: []string{"account", "company_name"}},
+		{name: "amount", aliases: []string{"amount_cents", "amount_minor", "deal_amount"}},
+		{name: "currency"},
+		{name: "close_date"},
+		{name: "contact_first_name"},
+		{name: "contact_last_name"},
+		{name: "stage", aliases: []string{"deal_stage"}},
+		{name: "lost_reason"},
+		{name: "fields"},
+		{name: "meta", aliases: []string{"field_data"}},
+		{name: "customer", aliases: []string{"customer_key"}},
+		{name: "test"},
+		{name: "archived"},
+		{name: "won_at"},
+		{name: "created_at"},
+		{name: "history"},
+	},
+	parse: func(r *row) any {
+		in := pipeline.DealImport{Key: r.str("key"), ExternalKey: r.str("external_key"), Source: strings.ToLower(r.str("source")),
+			PartnerKey: r.str("partner_key"), GroupKey: r.str("group_key"), AccountName: r.raw("account_name"),
+			ContactFirstName: r.raw("contact_first_name"), ContactLastName: r.raw("contact_last_name"), Amount: r.int("amount"),
+			Currency: strings.ToUpper(r.str("currency")), CloseDate: r.str("close_date"), Stage: r.str("stage"),
+			LostReason: r.raw("lost_reason"), Fields: r.array("fields"), Meta: r.object("meta"), Customer: r.str("customer"),
+			Archived: r.bool("archived"), WonAt: r.time("won_at"), CreatedAt: r.time("created_at"), History: r.array("history")}
+		r.flag("test") // a deal is test data when its partner is
+		if in.Key == "" && in.ExternalKey == "" {
+			r.fail("key", "a deal needs a key or an external_key: it is what makes importing the same file twice safe")
+		}
+		return in
+	},
+	write: func(ctx context.Context, b *batch) error {
+		return b.each(ctx, func(it *item) (program.Outcome, error) {
+			return b.s.pipe.ImportDeal(ctx, b.tx, b.p, it.in.(pipeline.DealImport), !b.opts.NoRewards)
 		})
 	},
 }
@@ -272,6 +367,8 @@ var rewardKind = &kind{
 		{name: "customer_email"},
 		{name: "transaction_key"},
 		{name: "reverses_key"},
+		{name: "lead_key"},
+		{name: "deal_key"},
 		{name: "amount", aliases: []string{"amount_cents", "amount_minor"}, required: true},
 		{name: "currency"},
 		{name: "description"},
@@ -289,7 +386,8 @@ var rewardKind = &kind{
 	},
 	parse: func(r *row) any {
 		in := ledger.RewardImport{Key: r.str("key"), PartnerKey: r.str("partner_key"), Customer: customerRef(r),
-			TransactionKey: r.str("transaction_key"), ReversesKey: r.str("reverses_key"), Currency: r.str("currency"),
+			TransactionKey: r.str("transaction_key"), ReversesKey: r.str("reverses_key"), LeadKey: r.str("lead_key"),
+			DealKey: r.str("deal_key"), Currency: r.str("currency"),
 			Description: r.raw("description"), Status: strings.ToLower(r.str("status")), DeclineReason: r.opt("decline_reason"),
 			HoldReason: r.opt("hold_reason"), Explanation: r.object("explanation"), ReadyAt: r.time("ready_at"),
 			Source: strings.ToLower(r.str("source")), OfferKey: r.str("offer_key"), PayoutKey: r.str("payout_key"),

@@ -328,6 +328,8 @@ type RewardImport struct {
 	Customer       program.CustomerRef // optional
 	TransactionKey string              // optional
 	ReversesKey    string              // optional: the reward a clawback reverses
+	LeadKey        string              // optional: the lead it was earned by
+	DealKey        string              // optional: the deal it was earned by
 	Amount         int64
 	Currency       string
 	Description    string
@@ -434,7 +436,7 @@ func (s *Service) ImportReward(ctx context.Context, tx *store.Tx, p program.Prin
 	case !errors.Is(err, sql.ErrNoRows):
 		return "", fmt.Errorf("find reward: %w", err)
 	}
-	var customerID, txID, reversesID *int64
+	var customerID, txID, reversesID, leadID, dealID *int64
 	if in.Customer != (program.CustomerRef{}) {
 		cu, err := s.program.ResolveCustomer(ctx, tx, program.Principal{CompanyID: p.CompanyID}, in.Customer)
 		if err != nil {
@@ -469,6 +471,27 @@ func (s *Service) ImportReward(ctx context.Context, tx *store.Tx, p program.Prin
 		}
 		reversesID = &id
 	}
+	for _, link := range []struct {
+		field, table, key string
+		id                **int64
+	}{{"lead_key", "leads", in.LeadKey, &leadID}, {"deal_key", "deals", in.DealKey, &dealID}} {
+		if link.key == "" {
+			continue
+		}
+		var id int64
+		var pid *int64
+		if err := tx.QueryRow(ctx, "SELECT id, partnership_id FROM "+link.table+" WHERE company_id = ? AND key = ?", p.CompanyID, link.key).
+			Scan(&id, &pid); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return "", errs.E(errs.Invalid, "'%s' does not match any of this program's %s (import them first): %s", link.field, link.table, link.key)
+			}
+			return "", fmt.Errorf("find %s: %w", link.table, err)
+		}
+		if pid == nil || *pid != partnershipID {
+			return "", errs.E(errs.Invalid, "'%s': %s belongs to another partner", link.field, link.key)
+		}
+		*link.id = &id
+	}
 	usd, err := usdAmount(ctx, tx, p.CompanyID, in.Amount, cur, created)
 	if err != nil {
 		return "", err
@@ -477,11 +500,11 @@ func (s *Service) ImportReward(ctx context.Context, tx *store.Tx, p program.Prin
 	if in.ReadyAt != nil {
 		ready = *in.ReadyAt
 	}
-	_, err = outbox.Insert(ctx, tx, `INSERT INTO rewards (key, company_id, partnership_id, customer_id, transaction_id, reverses_id, source,
-		amount, currency, amount_usd, description, status, decline_reason, hold_reason, explanation, ready_at, test, archived,
-		created_at, updated_at, origin_source, origin_offer_key, origin_payout_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		[]any{in.Key, p.CompanyID, partnershipID, customerID, txID, reversesID, SourceImport, in.Amount, cur, usd, in.Description,
+	_, err = outbox.Insert(ctx, tx, `INSERT INTO rewards (key, company_id, partnership_id, customer_id, transaction_id, lead_id, deal_id,
+		reverses_id, source, amount, currency, amount_usd, description, status, decline_reason, hold_reason, explanation, ready_at, test,
+		archived, created_at, updated_at, origin_source, origin_offer_key, origin_payout_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		[]any{in.Key, p.CompanyID, partnershipID, customerID, txID, leadID, dealID, reversesID, SourceImport, in.Amount, cur, usd, in.Description,
 			status, in.DeclineReason, in.HoldReason, explanation, ready, store.Bool(p.Test || partnerTest || in.Test),
 			store.Bool(in.Archived), created, now, nilIfEmpty(source), nilIfEmpty(in.OfferKey), nilIfEmpty(in.PayoutKey)},
 		p.CompanyID, outbox.RewardCreated, outbox.KindReward, now)

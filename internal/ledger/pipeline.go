@@ -105,6 +105,16 @@ func (s *Service) settle(ctx context.Context, q store.Querier, companyID int64, 
 		}
 		return s.reverse(ctx, q, companyID, src.col, id, why)
 	}
+	// A lead or deal whose rewards were imported (a migration's history)
+	// is paid by them: an offer paying again would pay twice.
+	var imported int
+	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM rewards WHERE "+src.col+" = ? AND source = ? AND archived = 0", id, SourceImport).
+		Scan(&imported); err != nil {
+		return fmt.Errorf("count imported rewards: %w", err)
+	}
+	if imported > 0 {
+		return nil
+	}
 	offers, err := s.activeOffers(ctx, q, companyID, src.kind)
 	if err != nil {
 		return err
@@ -136,9 +146,15 @@ func (s *Service) recomputePipeline(ctx context.Context, companyID int64, src pi
 		if err != nil {
 			return err
 		}
+		paid, err := importedPaid(ctx, tx, src.col, after, last)
+		if err != nil {
+			return err
+		}
 		causes := make([]cause, 0, len(found))
 		for _, pc := range found {
-			causes = append(causes, pc.cause)
+			if !paid[pc.id] {
+				causes = append(causes, pc.cause)
+			}
 		}
 		have, err := loadExisting(ctx, tx, `SELECT id, dedupe, amount, currency, explanation, status, archived, payout_id FROM rewards
 			WHERE company_id = ? AND source = ? AND `+src.col+` > ? AND `+src.col+` <= ?`, companyID, SourceOffer, after, last)
@@ -148,4 +164,24 @@ func (s *Service) recomputePipeline(ctx context.Context, companyID int64, src pi
 		return s.reconcile(ctx, tx, companyID, offers, causes, have, res)
 	})
 	return last, err
+}
+
+// importedPaid lists the leads (deals) of an id range that have live
+// imported rewards, which stand for what their offers would pay.
+func importedPaid(ctx context.Context, q store.Querier, col string, after, last int64) (map[int64]bool, error) {
+	rows, err := q.Query(ctx, "SELECT DISTINCT "+col+" FROM rewards WHERE "+col+" > ? AND "+col+" <= ? AND source = ? AND archived = 0",
+		after, last, SourceImport)
+	if err != nil {
+		return nil, fmt.Errorf("find imported rewards: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("scan imported reward: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }

@@ -136,7 +136,7 @@ func (s *Service) CreateDeal(ctx context.Context, p program.Principal, in DealIn
 	return d, replayed, err
 }
 
-func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Principal, in DealInput, actor string, at *int64) (Deal, bool, error) {
+func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Principal, in DealInput, actor string, imp *imported) (Deal, bool, error) {
 	source := DealFromPartner
 	if in.Source != nil {
 		source = *in.Source
@@ -195,10 +195,8 @@ func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Princi
 	}
 	currency, _ := checkAmount(in.Amount, in.Currency, "")
 	now := s.now()
-	created := now
-	if at != nil {
-		created = *at
-	}
+	imp = imp.orNew(now)
+	created := imp.at
 	closeDate := emptyToNil(in.CloseDate)
 	var wonAt any
 	wins := 0
@@ -208,27 +206,33 @@ func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Princi
 			closeDate = time.UnixMilli(created).UTC().Format("2006-01-02")
 		}
 	}
-	origin := SourceAPI
-	switch actor {
-	case ActorPartner:
-		origin = SourcePartner
-	case ActorImport:
-		origin = SourceImport
+	if imp.wonAt != nil {
+		// An imported deal won where it came from (and maybe lost since).
+		wonAt, wins = *imp.wonAt, 1
+	}
+	if imp.key == "" {
+		imp.key = secret.Key("deal")
 	}
 	var id int64
 	err = tx.QueryRow(ctx, `INSERT INTO deals (key, company_id, partnership_id, group_id, source, account_name, amount, currency,
 		close_date, contact_first_name, contact_last_name, external_key, stage, outcome, wins, won_at, lost_reason, fields, meta,
-		origin, test, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		secret.Key("deal"), p.CompanyID, partnershipID, groupID, source, deref(in.AccountName), in.Amount, currency, closeDate,
+		customer_id, origin, test, archived, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		imp.key, p.CompanyID, partnershipID, groupID, source, deref(in.AccountName), in.Amount, currency, closeDate,
 		deref(in.ContactFirstName), deref(in.ContactLastName), in.ExternalKey, stage.Name, stage.Outcome, wins, wonAt,
-		emptyToNil(in.LostReason), rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"), origin, store.Bool(test), created, created).Scan(&id)
+		emptyToNil(in.LostReason), rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"), imp.customerID, sourceOf(actor), store.Bool(test),
+		store.Bool(imp.archived), created, created).Scan(&id)
 	if err != nil {
 		return Deal{}, false, fmt.Errorf("insert deal: %w", err) // a unique violation is retried by the caller
 	}
-	if err := record(ctx, tx, p.CompanyID, kindDeal, id, actor, created, []Change{{Field: "stage", To: &stage.Name}}); err != nil {
+	history := imp.history
+	if history == nil {
+		history = []Change{{Field: "stage", To: &stage.Name}}
+	}
+	if err := record(ctx, tx, p.CompanyID, kindDeal, id, actor, created, history); err != nil {
 		return Deal{}, false, err
 	}
-	if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealCreated, id, now); err != nil {
+	if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealCreated, id, now, !imp.noRewards); err != nil {
 		return Deal{}, false, err
 	}
 	d, err := s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", id)
@@ -244,11 +248,11 @@ func emptyToNil(s *string) any {
 	return *s
 }
 
-func (s *Service) dealChanged(ctx context.Context, q store.Querier, companyID int64, event string, id, now int64) error {
+func (s *Service) dealChanged(ctx context.Context, q store.Querier, companyID int64, event string, id, now int64, settle bool) error {
 	if err := emit(ctx, q, companyID, event, outbox.KindDeal, id, now); err != nil {
 		return err
 	}
-	if s.settleDeal != nil {
+	if settle && s.settleDeal != nil {
 		if err := s.settleDeal(ctx, q, companyID, id); err != nil {
 			return fmt.Errorf("settle deal rewards: %w", err)
 		}
@@ -290,7 +294,7 @@ func (s *Service) UpdateDeal(ctx context.Context, p program.Principal, ident str
 		if err != nil {
 			return err
 		}
-		out, err = s.updateDeal(ctx, tx, p, cur, in, actorOf(p))
+		out, _, err = s.updateDeal(ctx, tx, p, cur, in, actorOf(p), true)
 		return err
 	})
 	if store.IsUniqueViolation(err) {
@@ -299,15 +303,15 @@ func (s *Service) UpdateDeal(ctx context.Context, p program.Principal, ident str
 	return out, err
 }
 
-func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Principal, cur Deal, in DealInput, actor string) (Deal, error) {
+func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Principal, cur Deal, in DealInput, actor string, settle bool) (Deal, bool, error) {
 	if cur.Archived {
-		return cur, errs.E(errs.Conflict, "deal %s is archived and cannot change", cur.Key)
+		return cur, false, errs.E(errs.Conflict, "deal %s is archived and cannot change", cur.Key)
 	}
 	if in.Source != nil && *in.Source != cur.Source {
-		return cur, errs.E(errs.Invalid, "'source' cannot change")
+		return cur, false, errs.E(errs.Invalid, "'source' cannot change")
 	}
 	if in.GroupKey != nil && *in.GroupKey != cur.GroupKey {
-		return cur, errs.E(errs.Invalid, "'group_key' cannot change: a deal's stages are its group's")
+		return cur, false, errs.E(errs.Invalid, "'group_key' cannot change: a deal's stages are its group's")
 	}
 	now := s.now()
 	var sets []string
@@ -316,17 +320,17 @@ func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Princi
 	var changes []Change
 	if in.PartnerKey != nil && (cur.PartnerKey == nil || *cur.PartnerKey != *in.PartnerKey) {
 		if cur.PartnershipID != nil {
-			return cur, errs.E(errs.Invalid, "'partner_key' cannot change: a deal stays with the partnership it was registered for")
+			return cur, false, errs.E(errs.Invalid, "'partner_key' cannot change: a deal stays with the partnership it was registered for")
 		}
 		pt, err := findPartnership(ctx, tx, p, in.PartnerKey, true)
 		if err != nil {
-			return cur, err
+			return cur, false, err
 		}
 		if pt.groupID != cur.GroupID {
-			return cur, errs.E(errs.Invalid, "'partner_key' must name a partnership in the deal's group (%s)", cur.GroupKey)
+			return cur, false, errs.E(errs.Invalid, "'partner_key' must name a partnership in the deal's group (%s)", cur.GroupKey)
 		}
 		if pt.test != cur.Test {
-			return cur, errs.E(errs.Invalid, "'partner_key' must name a test partner for a test deal, and a live one for a live deal")
+			return cur, false, errs.E(errs.Invalid, "'partner_key' must name a test partner for a test deal, and a live one for a live deal")
 		}
 		set("partnership_id", pt.id)
 		changes = append(changes, *change("partner_key", nil, pt.partnerKey))
@@ -341,11 +345,11 @@ func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Princi
 	if in.Stage != nil {
 		stages, _, err := stagesOf(ctx, tx, cur.GroupID)
 		if err != nil {
-			return cur, err
+			return cur, false, err
 		}
 		st, err := findStage(stages, *in.Stage)
 		if err != nil {
-			return cur, err
+			return cur, false, err
 		}
 		if c := change("stage", &cur.Stage, st.Name); c != nil {
 			set("stage", st.Name)
@@ -394,20 +398,21 @@ func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Princi
 		set("meta", rawOr(in.Meta, "{}"))
 	}
 	if len(sets) == 0 {
-		return cur, nil
+		return cur, false, nil
 	}
 	set("updated_at", now)
 	args = append(args, cur.ID)
 	if _, err := tx.Exec(ctx, "UPDATE deals SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
-		return cur, fmt.Errorf("update deal: %w", err)
+		return cur, false, fmt.Errorf("update deal: %w", err)
 	}
 	if err := record(ctx, tx, p.CompanyID, kindDeal, cur.ID, actor, now, changes); err != nil {
-		return cur, err
+		return cur, false, err
 	}
-	if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, cur.ID, now); err != nil {
-		return cur, err
+	if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, cur.ID, now, settle); err != nil {
+		return cur, false, err
 	}
-	return s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", cur.ID)
+	out, err := s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", cur.ID)
+	return out, true, err
 }
 
 // ArchiveDeal archives a deal; its rewards are reversed.
@@ -429,7 +434,7 @@ func (s *Service) ArchiveDeal(ctx context.Context, p program.Principal, ident st
 			if err := record(ctx, tx, p.CompanyID, kindDeal, cur.ID, actorOf(p), now, []Change{*change("archived", ptr("false"), "true")}); err != nil {
 				return err
 			}
-			if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, cur.ID, now); err != nil {
+			if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, cur.ID, now, true); err != nil {
 				return err
 			}
 		}
@@ -469,7 +474,7 @@ func (s *Service) ConvertDeal(ctx context.Context, p program.Principal, ident st
 			if err := record(ctx, tx, p.CompanyID, kindDeal, d.ID, actorOf(p), now, []Change{{Field: "converted", To: &cu.Key}}); err != nil {
 				return err
 			}
-			return s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, d.ID, now)
+			return s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, d.ID, now, true)
 		})
 	})
 	return cu, replayed, err

@@ -128,9 +128,9 @@ func (s *Service) CreateLead(ctx context.Context, p program.Principal, in LeadIn
 	return l, replayed, err
 }
 
-// createLead writes a new lead inside tx; at, when set, is the time the
-// lead was created where it came from (an import).
-func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Principal, in LeadInput, actor string, at *int64) (Lead, bool, error) {
+// createLead writes a new lead inside tx; imp, when set, is what an import
+// row adds (its key, time, history, link and archived flag).
+func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Principal, in LeadInput, actor string, imp *imported) (Lead, bool, error) {
 	pt, err := findPartnership(ctx, tx, p, in.PartnerKey, true)
 	if err != nil {
 		return Lead{}, false, err
@@ -152,10 +152,8 @@ func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Princi
 	}
 	currency, _ := checkAmount(in.Amount, in.Currency, "")
 	now := s.now()
-	created := now
-	if at != nil {
-		created = *at
-	}
+	imp = imp.orNew(now)
+	created := imp.at
 	status := "open"
 	if in.Status != nil {
 		status = *in.Status
@@ -166,39 +164,40 @@ func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Princi
 	if approved {
 		approvedAt, approvals = &created, 1
 	}
-	source := SourceAPI
-	switch actor {
-	case ActorPartner:
-		source = SourcePartner
-	case ActorImport:
-		source = SourceImport
+	if imp.key == "" {
+		imp.key = secret.Key("lead")
 	}
 	var id int64
 	err = tx.QueryRow(ctx, `INSERT INTO leads (key, company_id, partnership_id, group_id, external_key, amount, currency, approved,
-		approvals, approved_at, status, fields, meta, source, test, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		secret.Key("lead"), p.CompanyID, pt.id, pt.groupID, in.ExternalKey, in.Amount, currency, store.Bool(approved), approvals,
-		approvedAt, status, rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"), source, store.Bool(p.Test || pt.test), created, created).Scan(&id)
+		approvals, approved_at, status, fields, meta, customer_id, source, test, archived, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		imp.key, p.CompanyID, pt.id, pt.groupID, in.ExternalKey, in.Amount, currency, store.Bool(approved), approvals,
+		approvedAt, status, rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"), imp.customerID, sourceOf(actor), store.Bool(p.Test || pt.test),
+		store.Bool(imp.archived), created, created).Scan(&id)
 	if err != nil {
 		return Lead{}, false, fmt.Errorf("insert lead: %w", err) // a unique violation is retried by the caller
 	}
-	if err := record(ctx, tx, p.CompanyID, kindLead, id, actor, created, []Change{
-		{Field: "status", To: &status}, {Field: "approved", To: ptr(boolText(approved))}}); err != nil {
+	history := imp.history
+	if history == nil {
+		history = []Change{{Field: "status", To: &status}, {Field: "approved", To: ptr(boolText(approved))}}
+	}
+	if err := record(ctx, tx, p.CompanyID, kindLead, id, actor, created, history); err != nil {
 		return Lead{}, false, err
 	}
-	if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadCreated, id, now); err != nil {
+	if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadCreated, id, now, !imp.noRewards); err != nil {
 		return Lead{}, false, err
 	}
 	l, err := s.leadBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "l.id = ?", id)
 	return l, false, err
 }
 
-// leadChanged emits the lead's event and settles its rewards.
-func (s *Service) leadChanged(ctx context.Context, q store.Querier, companyID int64, event string, id, now int64) error {
+// leadChanged emits the lead's event and, unless told not to (an import
+// of history), settles its rewards.
+func (s *Service) leadChanged(ctx context.Context, q store.Querier, companyID int64, event string, id, now int64, settle bool) error {
 	if err := emit(ctx, q, companyID, event, outbox.KindLead, id, now); err != nil {
 		return err
 	}
-	if s.settleLead != nil {
+	if settle && s.settleLead != nil {
 		if err := s.settleLead(ctx, q, companyID, id); err != nil {
 			return fmt.Errorf("settle lead rewards: %w", err)
 		}
@@ -239,7 +238,7 @@ func (s *Service) UpdateLead(ctx context.Context, p program.Principal, ident str
 		if err != nil {
 			return err
 		}
-		out, err = s.updateLead(ctx, tx, p, cur, in, actorOf(p))
+		out, _, err = s.updateLead(ctx, tx, p, cur, in, actorOf(p), true)
 		return err
 	})
 	if store.IsUniqueViolation(err) {
@@ -248,15 +247,15 @@ func (s *Service) UpdateLead(ctx context.Context, p program.Principal, ident str
 	return out, err
 }
 
-func (s *Service) updateLead(ctx context.Context, tx *store.Tx, p program.Principal, cur Lead, in LeadInput, actor string) (Lead, error) {
+func (s *Service) updateLead(ctx context.Context, tx *store.Tx, p program.Principal, cur Lead, in LeadInput, actor string, settle bool) (Lead, bool, error) {
 	if cur.Archived {
-		return cur, errs.E(errs.Conflict, "lead %s is archived and cannot change", cur.Key)
+		return cur, false, errs.E(errs.Conflict, "lead %s is archived and cannot change", cur.Key)
 	}
 	if in.PartnerKey != nil && *in.PartnerKey != cur.PartnerKey {
-		return cur, errs.E(errs.Invalid, "'partner_key' cannot change: a lead stays with the partnership that registered it")
+		return cur, false, errs.E(errs.Invalid, "'partner_key' cannot change: a lead stays with the partnership that registered it")
 	}
 	if in.GroupKey != nil && *in.GroupKey != cur.GroupKey {
-		return cur, errs.E(errs.Invalid, "'group_key' cannot change: a lead stays in the group it was registered in")
+		return cur, false, errs.E(errs.Invalid, "'group_key' cannot change: a lead stays in the group it was registered in")
 	}
 	now := s.now()
 	var sets []string
@@ -296,20 +295,21 @@ func (s *Service) updateLead(ctx context.Context, tx *store.Tx, p program.Princi
 		set("meta", rawOr(in.Meta, "{}"))
 	}
 	if len(sets) == 0 {
-		return cur, nil
+		return cur, false, nil
 	}
 	set("updated_at", now)
 	args = append(args, cur.ID)
 	if _, err := tx.Exec(ctx, "UPDATE leads SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
-		return cur, fmt.Errorf("update lead: %w", err)
+		return cur, false, fmt.Errorf("update lead: %w", err)
 	}
 	if err := record(ctx, tx, p.CompanyID, kindLead, cur.ID, actor, now, changes); err != nil {
-		return cur, err
+		return cur, false, err
 	}
-	if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, cur.ID, now); err != nil {
-		return cur, err
+	if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, cur.ID, now, settle); err != nil {
+		return cur, false, err
 	}
-	return s.leadBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "l.id = ?", cur.ID)
+	out, err := s.leadBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "l.id = ?", cur.ID)
+	return out, true, err
 }
 
 // ArchiveLead archives a lead; its rewards are reversed.
@@ -331,7 +331,7 @@ func (s *Service) ArchiveLead(ctx context.Context, p program.Principal, ident st
 			if err := record(ctx, tx, p.CompanyID, kindLead, cur.ID, actorOf(p), now, []Change{*change("archived", ptr("false"), "true")}); err != nil {
 				return err
 			}
-			if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, cur.ID, now); err != nil {
+			if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, cur.ID, now, true); err != nil {
 				return err
 			}
 		}
@@ -369,7 +369,7 @@ func (s *Service) ConvertLead(ctx context.Context, p program.Principal, ident st
 			if err := record(ctx, tx, p.CompanyID, kindLead, l.ID, actorOf(p), now, []Change{{Field: "converted", To: &cu.Key}}); err != nil {
 				return err
 			}
-			return s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, l.ID, now)
+			return s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, l.ID, now, true)
 		})
 	})
 	return cu, replayed, err

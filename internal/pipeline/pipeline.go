@@ -84,7 +84,15 @@ func record(ctx context.Context, q store.Querier, companyID int64, kind string, 
 	}
 	args := make([]any, 0, 8*len(changes))
 	for _, c := range changes {
-		args = append(args, companyID, kind, id, c.Field, c.From, c.To, actor, at)
+		// An imported change keeps its own time and author.
+		who, when := actor, at
+		if c.Actor != "" {
+			who = c.Actor
+		}
+		if c.At != 0 {
+			when = c.At
+		}
+		args = append(args, companyID, kind, id, c.Field, c.From, c.To, who, when)
 	}
 	query := "INSERT INTO pipeline_history (company_id, object_kind, object_id, field, from_value, to_value, actor, at) VALUES " +
 		strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?), ", len(changes)-1) + "(?, ?, ?, ?, ?, ?, ?, ?)"

@@ -125,31 +125,8 @@ func (s *Service) SetDealStages(ctx context.Context, p program.Principal, groupK
 	if p.Test {
 		return GroupStages{}, errs.E(errs.Forbidden, "deal stages are program settings: use your production keys")
 	}
-	if len(stages) > maxStages {
-		return GroupStages{}, errs.E(errs.Invalid, "'stages' may have at most %d stages", maxStages)
-	}
-	seen := map[string]bool{}
-	open := false
-	for i := range stages {
-		st := &stages[i]
-		st.Name = strings.TrimSpace(st.Name)
-		if st.Name == "" || utf8.RuneCountInString(st.Name) > 100 {
-			return GroupStages{}, errs.E(errs.Invalid, "'stages[%d].name' must be 1 to 100 characters", i)
-		}
-		if seen[strings.ToLower(st.Name)] {
-			return GroupStages{}, errs.E(errs.Invalid, "'stages[%d].name' repeats the stage %q", i, st.Name)
-		}
-		seen[strings.ToLower(st.Name)] = true
-		switch st.Outcome {
-		case OutcomeOpen:
-			open = true
-		case OutcomeWon, OutcomeLost:
-		default:
-			return GroupStages{}, errs.E(errs.Invalid, "'stages[%d].outcome' must be one of open, won, lost", i)
-		}
-	}
-	if len(stages) > 0 && !open {
-		return GroupStages{}, errs.E(errs.Invalid, "'stages' must have at least one open stage, where new deals start")
+	if err := checkStages(stages); err != nil {
+		return GroupStages{}, err
 	}
 	var out GroupStages
 	err := s.db.Tx(ctx, func(tx *store.Tx) error {
@@ -157,18 +134,56 @@ func (s *Service) SetDealStages(ctx context.Context, p program.Principal, groupK
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM deal_stages WHERE group_id = ?", id); err != nil {
-			return fmt.Errorf("clear deal stages: %w", err)
-		}
-		for i, st := range stages {
-			if _, err := tx.Exec(ctx, "INSERT INTO deal_stages (company_id, group_id, position, name, outcome) VALUES (?, ?, ?, ?, ?)",
-				p.CompanyID, id, i, st.Name, st.Outcome); err != nil {
-				return fmt.Errorf("store deal stage: %w", err)
-			}
+		if err := replaceStages(ctx, tx, p.CompanyID, id, stages); err != nil {
+			return err
 		}
 		stored, custom, err := stagesOf(ctx, tx, id)
 		out = GroupStages{GroupKey: key, GroupName: name, Custom: custom, Stages: stored}
 		return err
 	})
 	return out, err
+}
+
+// checkStages checks (and trims) a group's stages.
+func checkStages(stages []Stage) error {
+	if len(stages) > maxStages {
+		return errs.E(errs.Invalid, "'stages' may have at most %d stages", maxStages)
+	}
+	seen := map[string]bool{}
+	open := false
+	for i := range stages {
+		st := &stages[i]
+		st.Name = strings.TrimSpace(st.Name)
+		if st.Name == "" || utf8.RuneCountInString(st.Name) > 100 {
+			return errs.E(errs.Invalid, "'stages[%d].name' must be 1 to 100 characters", i)
+		}
+		if seen[strings.ToLower(st.Name)] {
+			return errs.E(errs.Invalid, "'stages[%d].name' repeats the stage %q", i, st.Name)
+		}
+		seen[strings.ToLower(st.Name)] = true
+		switch st.Outcome {
+		case OutcomeOpen:
+			open = true
+		case OutcomeWon, OutcomeLost:
+		default:
+			return errs.E(errs.Invalid, "'stages[%d].outcome' must be one of open, won, lost", i)
+		}
+	}
+	if len(stages) > 0 && !open {
+		return errs.E(errs.Invalid, "'stages' must have at least one open stage, where new deals start")
+	}
+	return nil
+}
+
+func replaceStages(ctx context.Context, q store.Querier, companyID, groupID int64, stages []Stage) error {
+	if _, err := q.Exec(ctx, "DELETE FROM deal_stages WHERE group_id = ?", groupID); err != nil {
+		return fmt.Errorf("clear deal stages: %w", err)
+	}
+	for i, st := range stages {
+		if _, err := q.Exec(ctx, "INSERT INTO deal_stages (company_id, group_id, position, name, outcome) VALUES (?, ?, ?, ?, ?)",
+			companyID, groupID, i, st.Name, st.Outcome); err != nil {
+			return fmt.Errorf("store deal stage: %w", err)
+		}
+	}
+	return nil
 }

@@ -134,13 +134,13 @@ func (s *Service) importedGroup(ctx context.Context, tx *store.Tx, companyID int
 		// default group every program starts with, say): the stored key stays.
 		return &bySlug, nil
 	}
-	return nil, keyFree(ctx, tx, "groups", "group", key)
+	return nil, KeyFree(ctx, tx, "groups", "group", key)
 }
 
-// keyFree refuses a key a file gives for a new object when another
+// KeyFree refuses a key a file gives for a new object when another
 // program's object of that table has it: object keys are unique across the
 // database.
-func keyFree(ctx context.Context, q store.Querier, table, what, key string) error {
+func KeyFree(ctx context.Context, q store.Querier, table, what, key string) error {
 	var n int
 	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM "+table+" WHERE key = ?", key).Scan(&n); err != nil {
 		return fmt.Errorf("check %s key: %w", table, err)
@@ -328,7 +328,7 @@ func (s *Service) importedPartnership(ctx context.Context, tx *store.Tx, p Princ
 		found = &got
 	}
 	if found == nil && key != "" {
-		if err := keyFree(ctx, tx, "partnerships", "partnership", key); err != nil {
+		if err := KeyFree(ctx, tx, "partnerships", "partnership", key); err != nil {
 			return nil, err
 		}
 	}
@@ -384,7 +384,8 @@ type CustomerImport struct {
 }
 
 // importSources are the source_type values a customer row may carry.
-var importSources = map[string]bool{SourceAPI: true, SourceAPIv1: true, SourceJS: true, SourceS2S: true, SourceImport: true}
+var importSources = map[string]bool{SourceAPI: true, SourceAPIv1: true, SourceJS: true, SourceS2S: true, SourceImport: true,
+	SourceLead: true, SourceDeal: true}
 
 // SourceImport is the source_type of a customer created by an import
 // whose file names none.
@@ -407,7 +408,7 @@ func (s *Service) ImportCustomer(ctx context.Context, tx *store.Tx, p Principal,
 		return "", err
 	}
 	if in.SourceType != "" && !importSources[in.SourceType] {
-		return "", errs.E(errs.Invalid, "'source_type' must be one of api, api_v1, js, s2s, import: %q", in.SourceType)
+		return "", errs.E(errs.Invalid, "'source_type' must be one of api, api_v1, js, s2s, import, lead, deal: %q", in.SourceType)
 	}
 	cur, err := s.importedCustomer(ctx, tx, p, in.Key, in.CustomerKey, email)
 	if err != nil {
@@ -487,7 +488,7 @@ func (s *Service) importedCustomer(ctx context.Context, tx *store.Tx, p Principa
 		}
 	}
 	if found == nil && key != "" {
-		if err := keyFree(ctx, tx, "customers", "customer", key); err != nil {
+		if err := KeyFree(ctx, tx, "customers", "customer", key); err != nil {
 			return nil, err
 		}
 	}
