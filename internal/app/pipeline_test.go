@@ -3,7 +3,10 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -515,6 +518,75 @@ func TestPipelineWebhooks(t *testing.T) {
 		}
 		if b := seen["deal.updated"]; b["key"] != d["key"] || b["outcome"] != "won" || len(b["history"].([]any)) != 2 {
 			t.Fatalf("deal.updated: %v", b)
+		}
+	})
+}
+
+// A change to a won deal settles what today's offers pay and leaves alone
+// what an archived offer paid, as archiving an offer promises.
+func TestArchivedOfferKeepsDealRewards(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		e.partnership("ann@agency.io", "ann")
+		old := e.must("POST", "/api/v2/offers", e.prod, map[string]any{"name": "Old bonus", "trigger": "deal_won", "type": "flat", "amount": 1000, "currency": "USD"}).data()
+		e.tick()
+		d := e.must("POST", "/api/v2/deals", e.prod, map[string]any{"partner_key": "ann", "stage": "closed won", "amount": 20000}).data()
+		key := d["key"].(string)
+		e.must("DELETE", "/api/v2/offers/"+old["key"].(string), e.prod, nil)
+		e.must("POST", "/api/v2/offers", e.prod, map[string]any{"name": "New share", "trigger": "deal_won", "type": "percent", "rate": "10"})
+		e.tick()
+		e.must("PATCH", "/api/v2/deals/"+key, e.prod, map[string]any{"amount": 30000})
+		rs := e.rewardsFor("deal", key)
+		if n, sum := liveSum(rs); n != 2 || sum != 1000+3000 {
+			t.Fatalf("after the archived offer and a change: %v", rs)
+		}
+	})
+}
+
+// Requests racing with one new external_key store one lead (and one deal)
+// and all get it back.
+func TestConcurrentPipelineCreatesStoreOnce(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		e.partnership("ann@agency.io", "ann")
+		for _, path := range []string{"/api/v2/leads", "/api/v2/deals"} {
+			const n = 8
+			keys := make(chan string, n)
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req, _ := http.NewRequest("POST", e.base+path, strings.NewReader(`{"partner_key":"ann","external_key":"race-1","amount":100}`))
+					req.Header.Set("Authorization", e.prod.header)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						keys <- "error: " + err.Error()
+						return
+					}
+					defer resp.Body.Close()
+					var body struct {
+						Data struct{ Key string } `json:"data"`
+					}
+					_ = json.NewDecoder(resp.Body).Decode(&body)
+					keys <- fmt.Sprintf("%d %s", resp.StatusCode, body.Data.Key)
+				}()
+			}
+			wg.Wait()
+			close(keys)
+			seen := map[string]int{}
+			for k := range keys {
+				seen[k]++
+			}
+			if len(seen) != 1 {
+				t.Fatalf("%s: answers %v", path, seen)
+			}
+			for k := range seen {
+				if !strings.HasPrefix(k, "200 ") {
+					t.Fatalf("%s: answers %v", path, seen)
+				}
+			}
+		}
+		if e.countRows("leads") != 1 || e.countRows("deals") != 1 {
+			t.Fatalf("stored %d leads and %d deals", e.countRows("leads"), e.countRows("deals"))
 		}
 	})
 }

@@ -105,27 +105,54 @@ func (s *Service) settle(ctx context.Context, q store.Querier, companyID int64, 
 		}
 		return s.reverse(ctx, q, companyID, src.col, id, why)
 	}
-	// A lead or deal whose rewards were imported (a migration's history)
-	// is paid by them: an offer paying again would pay twice.
-	var imported int
-	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM rewards WHERE "+src.col+" = ? AND source = ? AND archived = 0", id, SourceImport).
-		Scan(&imported); err != nil {
-		return fmt.Errorf("count imported rewards: %w", err)
-	}
-	if imported > 0 {
-		return nil
-	}
 	offers, err := s.activeOffers(ctx, q, companyID, src.kind)
-	if err != nil {
-		return err
+	if err != nil || len(offers) == 0 {
+		return err // with no live offer there is nothing to earn or update
 	}
-	have, err := loadExisting(ctx, q, `SELECT id, dedupe, amount, currency, explanation, status, archived, payout_id FROM rewards
-		WHERE company_id = ? AND source = ? AND `+src.col+` = ?`, companyID, SourceOffer, id)
-	if err != nil {
+	have, imported, err := pipelineRewards(ctx, q, src.col, id, offers)
+	if err != nil || imported {
+		// A lead or deal whose rewards were imported (a migration's
+		// history) is paid by them: an offer paying again would pay twice.
 		return err
 	}
 	var res RecomputeResult
 	return s.reconcile(ctx, q, companyID, offers, []cause{pc.cause}, have, &res)
+}
+
+// pipelineRewards reads a lead's (deal's) offer rewards, keeping only
+// those of live offers: a change to the object settles what today's offers
+// pay, and leaves alone what an archived offer paid (its rewards stay, as
+// they do for every cause). imported tells whether it has live imported
+// rewards.
+func pipelineRewards(ctx context.Context, q store.Querier, col string, id int64, offers []Offer) (map[string]existing, bool, error) {
+	live := make(map[int64]bool, len(offers))
+	for _, o := range offers {
+		live[o.ID] = true
+	}
+	rows, err := q.Query(ctx, `SELECT id, dedupe, amount, currency, explanation, status, archived, payout_id, source, offer_id FROM rewards
+		WHERE `+col+` = ? AND source IN (?, ?)`, id, SourceOffer, SourceImport)
+	if err != nil {
+		return nil, false, fmt.Errorf("load rewards: %w", err)
+	}
+	defer rows.Close()
+	have := map[string]existing{}
+	imported := false
+	for rows.Next() {
+		var e existing
+		var dedupe *string
+		var source string
+		var offerID *int64
+		if err := rows.Scan(&e.id, &dedupe, &e.amount, &e.currency, &e.explanation, &e.status, &e.archived, &e.payoutID, &source, &offerID); err != nil {
+			return nil, false, fmt.Errorf("scan reward: %w", err)
+		}
+		switch {
+		case source == SourceImport:
+			imported = imported || !e.archived
+		case dedupe != nil && offerID != nil && live[*offerID]:
+			have[*dedupe] = e
+		}
+	}
+	return have, imported, rows.Err()
 }
 
 // recomputePipeline handles one chunk of leads (or deals) after id

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
-	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
@@ -127,32 +126,37 @@ func (s *Service) CreateDeal(ctx context.Context, p program.Principal, in DealIn
 	if err := checkDeal(in); err != nil {
 		return d, false, err
 	}
+	var id int64
 	err = retry(func() error {
 		return s.db.Tx(ctx, func(tx *store.Tx) error {
-			d, replayed, err = s.createDeal(ctx, tx, p, in, actorOf(p), nil)
+			id, replayed, err = s.createDeal(ctx, tx, p, in, actorOf(p), nil)
 			return err
 		})
 	})
+	if err != nil {
+		return d, false, err
+	}
+	d, err = s.dealBy(ctx, s.db, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", id)
 	return d, replayed, err
 }
 
-func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Principal, in DealInput, actor string, imp *imported) (Deal, bool, error) {
+func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Principal, in DealInput, actor string, imp *imported) (int64, bool, error) {
 	source := DealFromPartner
 	if in.Source != nil {
 		source = *in.Source
 	}
 	if p.IsPartner() && source != DealFromPartner {
-		return Deal{}, false, errs.E(errs.Forbidden, "a partner token submits partner deals only ('source' partner)")
+		return 0, false, errs.E(errs.Forbidden, "a partner token submits partner deals only ('source' partner)")
 	}
 	if source == DealFromVendor && (in.GroupKey == nil || *in.GroupKey == "") {
-		return Deal{}, false, errs.E(errs.Invalid, "'group_key' is required when 'source' is vendor")
+		return 0, false, errs.E(errs.Invalid, "'group_key' is required when 'source' is vendor")
 	}
 	pt, err := findPartnership(ctx, tx, p, in.PartnerKey, source == DealFromPartner)
 	if err != nil {
 		if source == DealFromPartner && errs.CodeOf(err) == errs.Invalid && in.PartnerKey == nil {
-			return Deal{}, false, errs.E(errs.Invalid, "'partner_key' is required when 'source' is partner")
+			return 0, false, errs.E(errs.Invalid, "'partner_key' is required when 'source' is partner")
 		}
-		return Deal{}, false, err
+		return 0, false, err
 	}
 	var groupID int64
 	var partnershipID *int64
@@ -160,38 +164,29 @@ func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Princi
 	switch {
 	case pt != nil:
 		if in.GroupKey != nil && *in.GroupKey != pt.groupKey {
-			return Deal{}, false, errs.E(errs.Invalid, "'group_key' must be the partnership's group (%s): %s", pt.groupKey, *in.GroupKey)
+			return 0, false, errs.E(errs.Invalid, "'group_key' must be the partnership's group (%s): %s", pt.groupKey, *in.GroupKey)
 		}
 		groupID, partnershipID, test = pt.groupID, &pt.id, test || pt.test
 	default:
 		if groupID, _, _, err = groupOrDefault(ctx, tx, p.CompanyID, *in.GroupKey); err != nil {
-			return Deal{}, false, err
+			return 0, false, err
 		}
 	}
-	if in.ExternalKey != nil {
-		existing, err := s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.external_key = ?", *in.ExternalKey)
-		if err == nil {
-			if !sameInt(existing.PartnershipID, partnershipID) {
-				return Deal{}, false, errs.E(errs.Conflict, "'external_key' %s is already registered as a deal by another partnership", *in.ExternalKey)
-			}
-			return existing, true, nil
-		}
-		if errs.CodeOf(err) != errs.NotFound {
-			return Deal{}, false, err
-		}
+	if id, found, err := registered(ctx, tx, dealKind, p.CompanyID, in.ExternalKey, partnershipID); found || err != nil {
+		return id, found, err
 	}
 	stages, _, err := stagesOf(ctx, tx, groupID)
 	if err != nil {
-		return Deal{}, false, err
+		return 0, false, err
 	}
 	stage := firstOpen(stages)
 	if in.Stage != nil {
 		if stage, err = findStage(stages, *in.Stage); err != nil {
-			return Deal{}, false, err
+			return 0, false, err
 		}
 	}
 	if p.IsPartner() && stage.Outcome != OutcomeOpen {
-		return Deal{}, false, errs.E(errs.Forbidden, "a partner token submits deals at an open stage; %q is %s", stage.Name, stage.Outcome)
+		return 0, false, errs.E(errs.Forbidden, "a partner token submits deals at an open stage; %q is %s", stage.Name, stage.Outcome)
 	}
 	currency, _ := checkAmount(in.Amount, in.Currency, "")
 	now := s.now()
@@ -223,23 +218,17 @@ func (s *Service) createDeal(ctx context.Context, tx *store.Tx, p program.Princi
 		emptyToNil(in.LostReason), rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"), imp.customerID, sourceOf(actor), store.Bool(test),
 		store.Bool(imp.archived), created, created).Scan(&id)
 	if err != nil {
-		return Deal{}, false, fmt.Errorf("insert deal: %w", err) // a unique violation is retried by the caller
+		return 0, false, fmt.Errorf("insert deal: %w", err) // a unique violation is retried by the caller
 	}
 	history := imp.history
 	if history == nil {
 		history = []Change{{Field: "stage", To: &stage.Name}}
 	}
-	if err := record(ctx, tx, p.CompanyID, kindDeal, id, actor, created, history); err != nil {
-		return Deal{}, false, err
+	if err := record(ctx, tx, p.CompanyID, dealKind.name, id, actor, created, history); err != nil {
+		return 0, false, err
 	}
-	if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealCreated, id, now, !imp.noRewards); err != nil {
-		return Deal{}, false, err
-	}
-	d, err := s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", id)
-	return d, false, err
+	return id, false, s.changed(ctx, tx, dealKind, p.CompanyID, dealKind.created, id, now, !imp.noRewards)
 }
-
-func sameInt(a, b *int64) bool { return (a == nil && b == nil) || (a != nil && b != nil && *a == *b) }
 
 func emptyToNil(s *string) any {
 	if s == nil || *s == "" {
@@ -248,25 +237,13 @@ func emptyToNil(s *string) any {
 	return *s
 }
 
-func (s *Service) dealChanged(ctx context.Context, q store.Querier, companyID int64, event string, id, now int64, settle bool) error {
-	if err := emit(ctx, q, companyID, event, outbox.KindDeal, id, now); err != nil {
-		return err
-	}
-	if settle && s.settleDeal != nil {
-		if err := s.settleDeal(ctx, q, companyID, id); err != nil {
-			return fmt.Errorf("settle deal rewards: %w", err)
-		}
-	}
-	return nil
-}
-
 func (s *Service) dealBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Deal, error) {
 	query, all := p.Scoped("SELECT "+dealCols+" FROM "+dealFrom, "d.company_id", "d.partnership_id", cond, args...)
 	d, err := store.One(ctx, q, "deal", scanDeal, query, all...)
 	if err != nil {
 		return d, err
 	}
-	h, err := histories(ctx, q, kindDeal, []int64{d.ID})
+	h, err := histories(ctx, q, dealKind.name, []int64{d.ID})
 	d.History = h[d.ID]
 	return d, err
 }
@@ -288,52 +265,53 @@ func (s *Service) UpdateDeal(ctx context.Context, p program.Principal, ident str
 	if err := checkDeal(in); err != nil {
 		return Deal{}, err
 	}
-	var out Deal
+	var id int64
 	err := s.db.Tx(ctx, func(tx *store.Tx) error {
 		cur, err := s.dealBy(ctx, tx, p, dealIdent, ident, ident)
 		if err != nil {
 			return err
 		}
-		out, _, err = s.updateDeal(ctx, tx, p, cur, in, actorOf(p), true)
+		id = cur.ID
+		_, err = s.updateDeal(ctx, tx, p, cur, in, actorOf(p), true)
 		return err
 	})
 	if store.IsUniqueViolation(err) {
 		return Deal{}, errs.E(errs.Conflict, "'external_key' is already used by another deal in this program: %s", deref(in.ExternalKey))
 	}
-	return out, err
+	if err != nil {
+		return Deal{}, err
+	}
+	return s.dealBy(ctx, s.db, p, "d.id = ?", id)
 }
 
-func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Principal, cur Deal, in DealInput, actor string, settle bool) (Deal, bool, error) {
+func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Principal, cur Deal, in DealInput, actor string, settle bool) (bool, error) {
 	if cur.Archived {
-		return cur, false, errs.E(errs.Conflict, "deal %s is archived and cannot change", cur.Key)
+		return false, errs.E(errs.Conflict, "deal %s is archived and cannot change", cur.Key)
 	}
 	if in.Source != nil && *in.Source != cur.Source {
-		return cur, false, errs.E(errs.Invalid, "'source' cannot change")
+		return false, errs.E(errs.Invalid, "'source' cannot change")
 	}
 	if in.GroupKey != nil && *in.GroupKey != cur.GroupKey {
-		return cur, false, errs.E(errs.Invalid, "'group_key' cannot change: a deal's stages are its group's")
+		return false, errs.E(errs.Invalid, "'group_key' cannot change: a deal's stages are its group's")
 	}
 	now := s.now()
-	var sets []string
-	var args []any
-	set := func(col string, v any) { sets = append(sets, col+" = ?"); args = append(args, v) }
-	var changes []Change
+	u := &update{}
 	if in.PartnerKey != nil && (cur.PartnerKey == nil || *cur.PartnerKey != *in.PartnerKey) {
 		if cur.PartnershipID != nil {
-			return cur, false, errs.E(errs.Invalid, "'partner_key' cannot change: a deal stays with the partnership it was registered for")
+			return false, errs.E(errs.Invalid, "'partner_key' cannot change: a deal stays with the partnership it was registered for")
 		}
 		pt, err := findPartnership(ctx, tx, p, in.PartnerKey, true)
 		if err != nil {
-			return cur, false, err
+			return false, err
 		}
 		if pt.groupID != cur.GroupID {
-			return cur, false, errs.E(errs.Invalid, "'partner_key' must name a partnership in the deal's group (%s)", cur.GroupKey)
+			return false, errs.E(errs.Invalid, "'partner_key' must name a partnership in the deal's group (%s)", cur.GroupKey)
 		}
 		if pt.test != cur.Test {
-			return cur, false, errs.E(errs.Invalid, "'partner_key' must name a test partner for a test deal, and a live one for a live deal")
+			return false, errs.E(errs.Invalid, "'partner_key' must name a test partner for a test deal, and a live one for a live deal")
 		}
-		set("partnership_id", pt.id)
-		changes = append(changes, *change("partner_key", nil, pt.partnerKey))
+		u.set("partnership_id", pt.id)
+		u.changes = append(u.changes, *change("partner_key", nil, pt.partnerKey))
 	}
 	closeDate := cur.CloseDate
 	if in.CloseDate != nil {
@@ -345,19 +323,19 @@ func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Princi
 	if in.Stage != nil {
 		stages, _, err := stagesOf(ctx, tx, cur.GroupID)
 		if err != nil {
-			return cur, false, err
+			return false, err
 		}
 		st, err := findStage(stages, *in.Stage)
 		if err != nil {
-			return cur, false, err
+			return false, err
 		}
 		if c := change("stage", &cur.Stage, st.Name); c != nil {
-			set("stage", st.Name)
-			set("outcome", st.Outcome)
-			changes = append(changes, *c)
+			u.set("stage", st.Name)
+			u.set("outcome", st.Outcome)
+			u.changes = append(u.changes, *c)
 			if st.Outcome == OutcomeWon && cur.Outcome != OutcomeWon {
-				set("won_at", now)
-				sets = append(sets, "wins = wins + 1")
+				u.set("won_at", now)
+				u.sets = append(u.sets, "wins = wins + 1")
 				if closeDate == nil {
 					closeDate = ptr(time.UnixMilli(now).UTC().Format("2006-01-02"))
 				}
@@ -365,119 +343,45 @@ func (s *Service) updateDeal(ctx context.Context, tx *store.Tx, p program.Princi
 		}
 	}
 	if deref(closeDate) != deref(cur.CloseDate) {
-		set("close_date", emptyToNil(closeDate))
+		u.set("close_date", emptyToNil(closeDate))
 	}
 	if in.LostReason != nil && *in.LostReason != deref(cur.LostReason) {
-		set("lost_reason", emptyToNil(in.LostReason))
+		u.set("lost_reason", emptyToNil(in.LostReason))
 	}
 	if in.AccountName != nil && *in.AccountName != cur.AccountName {
-		set("account_name", *in.AccountName)
+		u.set("account_name", *in.AccountName)
 	}
 	if in.ContactFirstName != nil && *in.ContactFirstName != cur.ContactFirstName {
-		set("contact_first_name", *in.ContactFirstName)
+		u.set("contact_first_name", *in.ContactFirstName)
 	}
 	if in.ContactLastName != nil && *in.ContactLastName != cur.ContactLastName {
-		set("contact_last_name", *in.ContactLastName)
+		u.set("contact_last_name", *in.ContactLastName)
 	}
-	if in.Amount != nil && (cur.Amount == nil || *cur.Amount != *in.Amount) {
-		set("amount", *in.Amount)
-	}
-	if in.Currency != nil {
-		currency, _ := checkAmount(nil, in.Currency, cur.Currency)
-		if currency != cur.Currency {
-			set("currency", currency)
-		}
-	}
-	if in.ExternalKey != nil && deref(cur.ExternalKey) != *in.ExternalKey {
-		set("external_key", *in.ExternalKey)
-	}
-	if len(in.Fields) > 0 && rawOr(in.Fields, "[]") != string(cur.Fields) {
-		set("fields", rawOr(in.Fields, "[]"))
-	}
-	if len(in.Meta) > 0 && rawOr(in.Meta, "{}") != string(cur.Meta) {
-		set("meta", rawOr(in.Meta, "{}"))
-	}
-	if len(sets) == 0 {
-		return cur, false, nil
-	}
-	set("updated_at", now)
-	args = append(args, cur.ID)
-	if _, err := tx.Exec(ctx, "UPDATE deals SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
-		return cur, false, fmt.Errorf("update deal: %w", err)
-	}
-	if err := record(ctx, tx, p.CompanyID, kindDeal, cur.ID, actor, now, changes); err != nil {
-		return cur, false, err
-	}
-	if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, cur.ID, now, settle); err != nil {
-		return cur, false, err
-	}
-	out, err := s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", cur.ID)
-	return out, true, err
+	u.setShared(shared{in.Amount, in.Currency, in.ExternalKey, in.Fields, in.Meta},
+		shared{cur.Amount, &cur.Currency, cur.ExternalKey, cur.Fields, cur.Meta})
+	return s.save(ctx, tx, p, dealKind, cur.ID, u, actor, now, settle)
 }
 
 // ArchiveDeal archives a deal; its rewards are reversed.
 func (s *Service) ArchiveDeal(ctx context.Context, p program.Principal, ident string) (Deal, error) {
-	if p.IsPartner() {
-		return Deal{}, errs.E(errs.Forbidden, "a partner token cannot archive a deal")
+	id, err := s.archive(ctx, p, dealKind, s.dealRef(ctx, p, ident))
+	if err != nil {
+		return Deal{}, err
 	}
-	var out Deal
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
-		cur, err := s.dealBy(ctx, tx, p, dealIdent, ident, ident)
-		if err != nil {
-			return err
-		}
-		if !cur.Archived {
-			now := s.now()
-			if _, err := tx.Exec(ctx, "UPDATE deals SET archived = 1, updated_at = ? WHERE id = ?", now, cur.ID); err != nil {
-				return fmt.Errorf("archive deal: %w", err)
-			}
-			if err := record(ctx, tx, p.CompanyID, kindDeal, cur.ID, actorOf(p), now, []Change{*change("archived", ptr("false"), "true")}); err != nil {
-				return err
-			}
-			if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, cur.ID, now, true); err != nil {
-				return err
-			}
-		}
-		out, err = s.dealBy(ctx, tx, p, "d.id = ?", cur.ID)
-		return err
-	})
-	return out, err
+	return s.dealBy(ctx, s.db, p, "d.id = ?", id)
 }
 
 // ConvertDeal turns a deal into a customer attributed to its partnership,
 // and links the two. A deal without a partner cannot be attributed.
-func (s *Service) ConvertDeal(ctx context.Context, p program.Principal, ident string, in ConvertInput) (cu program.Customer, replayed bool, err error) {
-	if p.IsPartner() {
-		return cu, false, errs.E(errs.Forbidden, "a partner token cannot convert a deal")
+func (s *Service) ConvertDeal(ctx context.Context, p program.Principal, ident string, in ConvertInput) (program.Customer, bool, error) {
+	return s.convertOne(ctx, p, dealKind, program.SourceDeal, in, s.dealRef(ctx, p, ident))
+}
+
+func (s *Service) dealRef(ctx context.Context, p program.Principal, ident string) func(q store.Querier) (ref, error) {
+	return func(q store.Querier) (ref, error) {
+		d, err := s.dealBy(ctx, q, p, dealIdent, ident, ident)
+		return ref{id: d.ID, key: d.Key, archived: d.Archived, partnerKey: d.PartnerKey, customerID: d.CustomerID}, err
 	}
-	err = retry(func() error {
-		return s.db.Tx(ctx, func(tx *store.Tx) error {
-			d, err := s.dealBy(ctx, tx, p, dealIdent, ident, ident)
-			if err != nil {
-				return err
-			}
-			if d.Archived {
-				return errs.E(errs.Conflict, "deal %s is archived and cannot be converted", d.Key)
-			}
-			if d.PartnerKey == nil {
-				return errs.E(errs.Invalid, "deal %s has no partner: set its 'partner_key' before converting it, since a customer is attributed to a partnership", d.Key)
-			}
-			replayed = d.CustomerID != nil
-			cu, _, err = s.convert(ctx, tx, p, *d.PartnerKey, program.SourceDeal, d.CustomerID, in)
-			if err != nil || replayed {
-				return err
-			}
-			now := s.now()
-			if _, err := tx.Exec(ctx, "UPDATE deals SET customer_id = ?, updated_at = ? WHERE id = ?", cu.ID, now, d.ID); err != nil {
-				return fmt.Errorf("link deal to customer: %w", err)
-			}
-			if err := record(ctx, tx, p.CompanyID, kindDeal, d.ID, actorOf(p), now, []Change{{Field: "converted", To: &cu.Key}}); err != nil {
-				return err
-			}
-			return s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, d.ID, now, true)
-		})
-	})
-	return cu, replayed, err
 }
 
 // DealFilter narrows a deal list.
@@ -529,7 +433,7 @@ func (s *Service) ListDeals(ctx context.Context, p program.Principal, f DealFilt
 	for i, d := range items {
 		ids[i] = d.ID
 	}
-	h, err := histories(ctx, s.db, kindDeal, ids)
+	h, err := histories(ctx, s.db, dealKind.name, ids)
 	for i := range items {
 		items[i].History = h[items[i].ID]
 	}

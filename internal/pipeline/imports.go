@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
-	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/store"
 )
@@ -341,7 +340,8 @@ func (s *Service) ImportLead(ctx context.Context, tx *store.Tx, p program.Princi
 			in.PartnerKey, cur.Key, cur.PartnerKey)
 	}
 	lin.PartnerKey = nil
-	out, changed, err := s.updateLead(ctx, tx, p, *cur, lin, ActorImport, rewards)
+	out := *cur
+	changed, err := s.updateLead(ctx, tx, p, *cur, lin, ActorImport, rewards)
 	if err != nil {
 		return "", err
 	}
@@ -359,7 +359,7 @@ func (s *Service) ImportLead(ctx context.Context, tx *store.Tx, p program.Princi
 		if _, err := tx.Exec(ctx, "UPDATE leads SET archived = 1, updated_at = ? WHERE id = ?", now, out.ID); err != nil {
 			return "", fmt.Errorf("archive lead: %w", err)
 		}
-		if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, out.ID, now, rewards); err != nil {
+		if err := s.changed(ctx, tx, leadKind, p.CompanyID, leadKind.updated, out.ID, now, rewards); err != nil {
 			return "", err
 		}
 		changed = true
@@ -444,11 +444,16 @@ func (s *Service) ImportDeal(ctx context.Context, tx *store.Tx, p program.Princi
 	if cur.Archived {
 		return program.Unchanged, nil // an import does not change an archived deal
 	}
-	out, changed, err := s.updateDeal(ctx, tx, p, *cur, din, ActorImport, rewards)
+	changed, err := s.updateDeal(ctx, tx, p, *cur, din, ActorImport, rewards)
 	if err != nil {
 		return "", err
 	}
+	out := *cur
 	if in.Customer != "" && out.CustomerID == nil {
+		// The row may have given the deal its partner: read it again.
+		if out, err = s.dealBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "d.id = ?", cur.ID); err != nil {
+			return "", err
+		}
 		id, err := s.importedCustomer(ctx, tx, p, in.Customer, out.PartnershipID)
 		if err != nil {
 			return "", err
@@ -462,7 +467,7 @@ func (s *Service) ImportDeal(ctx context.Context, tx *store.Tx, p program.Princi
 		if _, err := tx.Exec(ctx, "UPDATE deals SET archived = 1, updated_at = ? WHERE id = ?", now, out.ID); err != nil {
 			return "", fmt.Errorf("archive deal: %w", err)
 		}
-		if err := s.dealChanged(ctx, tx, p.CompanyID, outbox.DealUpdated, out.ID, now, rewards); err != nil {
+		if err := s.changed(ctx, tx, dealKind, p.CompanyID, dealKind.updated, out.ID, now, rewards); err != nil {
 			return "", err
 		}
 		changed = true

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
-	"github.com/partnerd/partnerd/internal/outbox"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
@@ -119,36 +118,35 @@ func (s *Service) CreateLead(ctx context.Context, p program.Principal, in LeadIn
 	if err := checkLead(p, in); err != nil {
 		return l, false, err
 	}
+	var id int64
 	err = retry(func() error {
 		return s.db.Tx(ctx, func(tx *store.Tx) error {
-			l, replayed, err = s.createLead(ctx, tx, p, in, actorOf(p), nil)
+			id, replayed, err = s.createLead(ctx, tx, p, in, actorOf(p), nil)
 			return err
 		})
 	})
+	if err != nil {
+		return l, false, err
+	}
+	// Read back after the commit: the write transaction (on SQLite, the
+	// one write lock) is held no longer than the write needs.
+	l, err = s.leadBy(ctx, s.db, program.Principal{CompanyID: p.CompanyID}, "l.id = ?", id)
 	return l, replayed, err
 }
 
 // createLead writes a new lead inside tx; imp, when set, is what an import
 // row adds (its key, time, history, link and archived flag).
-func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Principal, in LeadInput, actor string, imp *imported) (Lead, bool, error) {
+// It returns the lead's id, and whether its external_key found a stored one.
+func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Principal, in LeadInput, actor string, imp *imported) (int64, bool, error) {
 	pt, err := findPartnership(ctx, tx, p, in.PartnerKey, true)
 	if err != nil {
-		return Lead{}, false, err
+		return 0, false, err
 	}
 	if in.GroupKey != nil && *in.GroupKey != pt.groupKey {
-		return Lead{}, false, errs.E(errs.Invalid, "'group_key' must be the partnership's group (%s): %s", pt.groupKey, *in.GroupKey)
+		return 0, false, errs.E(errs.Invalid, "'group_key' must be the partnership's group (%s): %s", pt.groupKey, *in.GroupKey)
 	}
-	if in.ExternalKey != nil {
-		existing, err := s.leadBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "l.external_key = ?", *in.ExternalKey)
-		if err == nil {
-			if existing.PartnershipID != pt.id {
-				return Lead{}, false, errs.E(errs.Conflict, "'external_key' %s is already registered as a lead by another partnership", *in.ExternalKey)
-			}
-			return existing, true, nil
-		}
-		if errs.CodeOf(err) != errs.NotFound {
-			return Lead{}, false, err
-		}
+	if id, found, err := registered(ctx, tx, leadKind, p.CompanyID, in.ExternalKey, &pt.id); found || err != nil {
+		return id, found, err
 	}
 	currency, _ := checkAmount(in.Amount, in.Currency, "")
 	now := s.now()
@@ -175,34 +173,16 @@ func (s *Service) createLead(ctx context.Context, tx *store.Tx, p program.Princi
 		approvedAt, status, rawOr(in.Fields, "[]"), rawOr(in.Meta, "{}"), imp.customerID, sourceOf(actor), store.Bool(p.Test || pt.test),
 		store.Bool(imp.archived), created, created).Scan(&id)
 	if err != nil {
-		return Lead{}, false, fmt.Errorf("insert lead: %w", err) // a unique violation is retried by the caller
+		return 0, false, fmt.Errorf("insert lead: %w", err) // a unique violation is retried by the caller
 	}
 	history := imp.history
 	if history == nil {
 		history = []Change{{Field: "status", To: &status}, {Field: "approved", To: ptr(boolText(approved))}}
 	}
-	if err := record(ctx, tx, p.CompanyID, kindLead, id, actor, created, history); err != nil {
-		return Lead{}, false, err
+	if err := record(ctx, tx, p.CompanyID, leadKind.name, id, actor, created, history); err != nil {
+		return 0, false, err
 	}
-	if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadCreated, id, now, !imp.noRewards); err != nil {
-		return Lead{}, false, err
-	}
-	l, err := s.leadBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "l.id = ?", id)
-	return l, false, err
-}
-
-// leadChanged emits the lead's event and, unless told not to (an import
-// of history), settles its rewards.
-func (s *Service) leadChanged(ctx context.Context, q store.Querier, companyID int64, event string, id, now int64, settle bool) error {
-	if err := emit(ctx, q, companyID, event, outbox.KindLead, id, now); err != nil {
-		return err
-	}
-	if settle && s.settleLead != nil {
-		if err := s.settleLead(ctx, q, companyID, id); err != nil {
-			return fmt.Errorf("settle lead rewards: %w", err)
-		}
-	}
-	return nil
+	return id, false, s.changed(ctx, tx, leadKind, p.CompanyID, leadKind.created, id, now, !imp.noRewards)
 }
 
 func (s *Service) leadBy(ctx context.Context, q store.Querier, p program.Principal, cond string, args ...any) (Lead, error) {
@@ -211,7 +191,7 @@ func (s *Service) leadBy(ctx context.Context, q store.Querier, p program.Princip
 	if err != nil {
 		return l, err
 	}
-	h, err := histories(ctx, q, kindLead, []int64{l.ID})
+	h, err := histories(ctx, q, leadKind.name, []int64{l.ID})
 	l.History = h[l.ID]
 	return l, err
 }
@@ -232,147 +212,77 @@ func (s *Service) UpdateLead(ctx context.Context, p program.Principal, ident str
 	if err := checkLead(p, in); err != nil {
 		return Lead{}, err
 	}
-	var out Lead
+	var id int64
 	err := s.db.Tx(ctx, func(tx *store.Tx) error {
 		cur, err := s.leadBy(ctx, tx, p, leadIdent, ident, ident)
 		if err != nil {
 			return err
 		}
-		out, _, err = s.updateLead(ctx, tx, p, cur, in, actorOf(p), true)
+		id = cur.ID
+		_, err = s.updateLead(ctx, tx, p, cur, in, actorOf(p), true)
 		return err
 	})
 	if store.IsUniqueViolation(err) {
 		return Lead{}, errs.E(errs.Conflict, "'external_key' is already used by another lead in this program: %s", deref(in.ExternalKey))
 	}
-	return out, err
+	if err != nil {
+		return Lead{}, err
+	}
+	return s.leadBy(ctx, s.db, p, "l.id = ?", id)
 }
 
-func (s *Service) updateLead(ctx context.Context, tx *store.Tx, p program.Principal, cur Lead, in LeadInput, actor string, settle bool) (Lead, bool, error) {
+func (s *Service) updateLead(ctx context.Context, tx *store.Tx, p program.Principal, cur Lead, in LeadInput, actor string, settle bool) (bool, error) {
 	if cur.Archived {
-		return cur, false, errs.E(errs.Conflict, "lead %s is archived and cannot change", cur.Key)
+		return false, errs.E(errs.Conflict, "lead %s is archived and cannot change", cur.Key)
 	}
 	if in.PartnerKey != nil && *in.PartnerKey != cur.PartnerKey {
-		return cur, false, errs.E(errs.Invalid, "'partner_key' cannot change: a lead stays with the partnership that registered it")
+		return false, errs.E(errs.Invalid, "'partner_key' cannot change: a lead stays with the partnership that registered it")
 	}
 	if in.GroupKey != nil && *in.GroupKey != cur.GroupKey {
-		return cur, false, errs.E(errs.Invalid, "'group_key' cannot change: a lead stays in the group it was registered in")
+		return false, errs.E(errs.Invalid, "'group_key' cannot change: a lead stays in the group it was registered in")
 	}
 	now := s.now()
-	var sets []string
-	var args []any
-	set := func(col string, v any) { sets = append(sets, col+" = ?"); args = append(args, v) }
-	var changes []Change
+	u := &update{}
 	if in.Status != nil {
 		if c := change("status", &cur.Status, *in.Status); c != nil {
-			set("status", *in.Status)
-			changes = append(changes, *c)
+			u.set("status", *in.Status)
+			u.changes = append(u.changes, *c)
 		}
 	}
 	if in.Approved != nil && *in.Approved != cur.Approved {
-		set("approved", store.Bool(*in.Approved))
+		u.set("approved", store.Bool(*in.Approved))
 		if *in.Approved {
-			set("approved_at", now)
-			sets = append(sets, "approvals = approvals + 1")
+			u.set("approved_at", now)
+			u.sets = append(u.sets, "approvals = approvals + 1")
 		}
-		changes = append(changes, *change("approved", ptr(boolText(cur.Approved)), boolText(*in.Approved)))
+		u.changes = append(u.changes, *change("approved", ptr(boolText(cur.Approved)), boolText(*in.Approved)))
 	}
-	if in.Amount != nil && (cur.Amount == nil || *cur.Amount != *in.Amount) {
-		set("amount", *in.Amount)
-	}
-	if in.Currency != nil {
-		currency, _ := checkAmount(nil, in.Currency, cur.Currency)
-		if currency != cur.Currency {
-			set("currency", currency)
-		}
-	}
-	if in.ExternalKey != nil && deref(cur.ExternalKey) != *in.ExternalKey {
-		set("external_key", *in.ExternalKey)
-	}
-	if len(in.Fields) > 0 && rawOr(in.Fields, "[]") != string(cur.Fields) {
-		set("fields", rawOr(in.Fields, "[]"))
-	}
-	if len(in.Meta) > 0 && rawOr(in.Meta, "{}") != string(cur.Meta) {
-		set("meta", rawOr(in.Meta, "{}"))
-	}
-	if len(sets) == 0 {
-		return cur, false, nil
-	}
-	set("updated_at", now)
-	args = append(args, cur.ID)
-	if _, err := tx.Exec(ctx, "UPDATE leads SET "+strings.Join(sets, ", ")+" WHERE id = ?", args...); err != nil {
-		return cur, false, fmt.Errorf("update lead: %w", err)
-	}
-	if err := record(ctx, tx, p.CompanyID, kindLead, cur.ID, actor, now, changes); err != nil {
-		return cur, false, err
-	}
-	if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, cur.ID, now, settle); err != nil {
-		return cur, false, err
-	}
-	out, err := s.leadBy(ctx, tx, program.Principal{CompanyID: p.CompanyID}, "l.id = ?", cur.ID)
-	return out, true, err
+	u.setShared(shared{in.Amount, in.Currency, in.ExternalKey, in.Fields, in.Meta},
+		shared{cur.Amount, &cur.Currency, cur.ExternalKey, cur.Fields, cur.Meta})
+	return s.save(ctx, tx, p, leadKind, cur.ID, u, actor, now, settle)
 }
 
 // ArchiveLead archives a lead; its rewards are reversed.
 func (s *Service) ArchiveLead(ctx context.Context, p program.Principal, ident string) (Lead, error) {
-	if p.IsPartner() {
-		return Lead{}, errs.E(errs.Forbidden, "a partner token cannot archive a lead")
+	id, err := s.archive(ctx, p, leadKind, s.leadRef(ctx, p, ident))
+	if err != nil {
+		return Lead{}, err
 	}
-	var out Lead
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
-		cur, err := s.leadBy(ctx, tx, p, leadIdent, ident, ident)
-		if err != nil {
-			return err
-		}
-		if !cur.Archived {
-			now := s.now()
-			if _, err := tx.Exec(ctx, "UPDATE leads SET archived = 1, updated_at = ? WHERE id = ?", now, cur.ID); err != nil {
-				return fmt.Errorf("archive lead: %w", err)
-			}
-			if err := record(ctx, tx, p.CompanyID, kindLead, cur.ID, actorOf(p), now, []Change{*change("archived", ptr("false"), "true")}); err != nil {
-				return err
-			}
-			if err := s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, cur.ID, now, true); err != nil {
-				return err
-			}
-		}
-		out, err = s.leadBy(ctx, tx, p, "l.id = ?", cur.ID)
-		return err
-	})
-	return out, err
+	return s.leadBy(ctx, s.db, p, "l.id = ?", id)
 }
 
 // ConvertLead turns a lead into a customer attributed to the lead's
 // partnership (sign-up rewards and all), and links the two. Converting
 // again returns the same customer (replayed is true).
-func (s *Service) ConvertLead(ctx context.Context, p program.Principal, ident string, in ConvertInput) (cu program.Customer, replayed bool, err error) {
-	if p.IsPartner() {
-		return cu, false, errs.E(errs.Forbidden, "a partner token cannot convert a lead")
+func (s *Service) ConvertLead(ctx context.Context, p program.Principal, ident string, in ConvertInput) (program.Customer, bool, error) {
+	return s.convertOne(ctx, p, leadKind, program.SourceLead, in, s.leadRef(ctx, p, ident))
+}
+
+func (s *Service) leadRef(ctx context.Context, p program.Principal, ident string) func(q store.Querier) (ref, error) {
+	return func(q store.Querier) (ref, error) {
+		l, err := s.leadBy(ctx, q, p, leadIdent, ident, ident)
+		return ref{id: l.ID, key: l.Key, archived: l.Archived, partnerKey: &l.PartnerKey, customerID: l.CustomerID}, err
 	}
-	err = retry(func() error {
-		return s.db.Tx(ctx, func(tx *store.Tx) error {
-			l, err := s.leadBy(ctx, tx, p, leadIdent, ident, ident)
-			if err != nil {
-				return err
-			}
-			if l.Archived {
-				return errs.E(errs.Conflict, "lead %s is archived and cannot be converted", l.Key)
-			}
-			replayed = l.CustomerID != nil
-			cu, _, err = s.convert(ctx, tx, p, l.PartnerKey, program.SourceLead, l.CustomerID, in)
-			if err != nil || replayed {
-				return err
-			}
-			now := s.now()
-			if _, err := tx.Exec(ctx, "UPDATE leads SET customer_id = ?, updated_at = ? WHERE id = ?", cu.ID, now, l.ID); err != nil {
-				return fmt.Errorf("link lead to customer: %w", err)
-			}
-			if err := record(ctx, tx, p.CompanyID, kindLead, l.ID, actorOf(p), now, []Change{{Field: "converted", To: &cu.Key}}); err != nil {
-				return err
-			}
-			return s.leadChanged(ctx, tx, p.CompanyID, outbox.LeadUpdated, l.ID, now, true)
-		})
-	})
-	return cu, replayed, err
 }
 
 // LeadFilter narrows a lead list.
@@ -420,7 +330,7 @@ func (s *Service) ListLeads(ctx context.Context, p program.Principal, f LeadFilt
 	for i, l := range items {
 		ids[i] = l.ID
 	}
-	h, err := histories(ctx, s.db, kindLead, ids)
+	h, err := histories(ctx, s.db, leadKind.name, ids)
 	for i := range items {
 		items[i].History = h[items[i].ID]
 	}

@@ -71,11 +71,181 @@ type Change struct {
 	Actor string
 }
 
-// Kinds of object in pipeline_history.
-const (
-	kindLead = "lead"
-	kindDeal = "deal"
+// kind is what the code leads and deals share needs to know of one of them.
+type kind struct {
+	name    string // lead or deal: the outbox kind and pipeline_history's object_kind
+	table   string
+	created string // outbox events
+	updated string
+	settle  func(s *Service) Hook
+}
+
+var (
+	leadKind = kind{name: outbox.KindLead, table: "leads", created: outbox.LeadCreated, updated: outbox.LeadUpdated,
+		settle: func(s *Service) Hook { return s.settleLead }}
+	dealKind = kind{name: outbox.KindDeal, table: "deals", created: outbox.DealCreated, updated: outbox.DealUpdated,
+		settle: func(s *Service) Hook { return s.settleDeal }}
 )
+
+// changed emits an object's event and, unless told not to (an import of
+// history), settles its rewards.
+func (s *Service) changed(ctx context.Context, q store.Querier, k kind, companyID int64, event string, id, now int64, settle bool) error {
+	if err := outbox.Emit(ctx, q, companyID, event, k.name, id, now); err != nil {
+		return err
+	}
+	if hook := k.settle(s); settle && hook != nil {
+		if err := hook(ctx, q, companyID, id); err != nil {
+			return fmt.Errorf("settle %s rewards: %w", k.name, err)
+		}
+	}
+	return nil
+}
+
+// update collects the columns an update changes.
+type update struct {
+	sets    []string
+	args    []any
+	changes []Change
+}
+
+func (u *update) set(col string, v any) {
+	u.sets = append(u.sets, col+" = ?")
+	u.args = append(u.args, v)
+}
+
+// shared are the fields leads and deals both have.
+type shared struct {
+	amount   *int64
+	currency *string
+	external *string
+	fields   json.RawMessage
+	meta     json.RawMessage
+}
+
+// setShared adds the shared fields in that differ from cur.
+func (u *update) setShared(in shared, cur shared) {
+	if in.amount != nil && (cur.amount == nil || *cur.amount != *in.amount) {
+		u.set("amount", *in.amount)
+	}
+	if in.currency != nil {
+		currency, _ := checkAmount(nil, in.currency, *cur.currency)
+		if currency != *cur.currency {
+			u.set("currency", currency)
+		}
+	}
+	if in.external != nil && deref(cur.external) != *in.external {
+		u.set("external_key", *in.external)
+	}
+	if len(in.fields) > 0 && rawOr(in.fields, "[]") != string(cur.fields) {
+		u.set("fields", rawOr(in.fields, "[]"))
+	}
+	if len(in.meta) > 0 && rawOr(in.meta, "{}") != string(cur.meta) {
+		u.set("meta", rawOr(in.meta, "{}"))
+	}
+}
+
+// save writes an update of object id with its history, event and
+// settlement; it reports whether there was anything to write.
+func (s *Service) save(ctx context.Context, tx *store.Tx, p program.Principal, k kind, id int64, u *update, actor string, now int64, settle bool) (bool, error) {
+	if len(u.sets) == 0 {
+		return false, nil
+	}
+	u.set("updated_at", now)
+	if _, err := tx.Exec(ctx, "UPDATE "+k.table+" SET "+strings.Join(u.sets, ", ")+" WHERE id = ?", append(u.args, id)...); err != nil {
+		return false, fmt.Errorf("update %s: %w", k.name, err)
+	}
+	if err := record(ctx, tx, p.CompanyID, k.name, id, actor, now, u.changes); err != nil {
+		return false, err
+	}
+	return true, s.changed(ctx, tx, k, p.CompanyID, k.updated, id, now, settle)
+}
+
+// registered finds the object a new one's external_key already names: the
+// same partnership's is the one a retried create made (found is true);
+// another partnership's is a conflict, which protects the partner who
+// registered the prospect first.
+func registered(ctx context.Context, q store.Querier, k kind, companyID int64, external *string, partnershipID *int64) (id int64, found bool, err error) {
+	if external == nil {
+		return 0, false, nil
+	}
+	var owner *int64
+	err = q.QueryRow(ctx, "SELECT id, partnership_id FROM "+k.table+" WHERE company_id = ? AND external_key = ?", companyID, *external).
+		Scan(&id, &owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("find %s by external_key: %w", k.name, err)
+	case (owner == nil) != (partnershipID == nil) || (owner != nil && *owner != *partnershipID):
+		return 0, false, errs.E(errs.Conflict, "'external_key' %s is already registered as a %s by another partnership", *external, k.name)
+	}
+	return id, true, nil
+}
+
+// ref is what archiving and converting need of a lead or deal.
+type ref struct {
+	id         int64
+	key        string
+	archived   bool
+	partnerKey *string
+	customerID *int64
+}
+
+// archive archives the object find finds in its transaction; its rewards
+// are reversed by the settlement.
+func (s *Service) archive(ctx context.Context, p program.Principal, k kind, find func(q store.Querier) (ref, error)) (int64, error) {
+	if p.IsPartner() {
+		return 0, errs.E(errs.Forbidden, "a partner token cannot archive a %s", k.name)
+	}
+	var id int64
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		cur, err := find(tx)
+		if err != nil || cur.archived {
+			id = cur.id
+			return err
+		}
+		id = cur.id
+		u := &update{changes: []Change{*change("archived", ptr("false"), "true")}}
+		u.set("archived", 1)
+		_, err = s.save(ctx, tx, p, k, cur.id, u, actorOf(p), s.now(), true)
+		return err
+	})
+	return id, err
+}
+
+// convertOne turns the object find finds into a customer attributed to its
+// partnership (sign-up rewards and all) and links the two; converting
+// again returns the same customer (replayed is true).
+func (s *Service) convertOne(ctx context.Context, p program.Principal, k kind, source string, in ConvertInput,
+	find func(q store.Querier) (ref, error)) (cu program.Customer, replayed bool, err error) {
+	if p.IsPartner() {
+		return cu, false, errs.E(errs.Forbidden, "a partner token cannot convert a %s", k.name)
+	}
+	err = retry(func() error {
+		return s.db.Tx(ctx, func(tx *store.Tx) error {
+			o, err := find(tx)
+			if err != nil {
+				return err
+			}
+			if o.archived {
+				return errs.E(errs.Conflict, "%s %s is archived and cannot be converted", k.name, o.key)
+			}
+			if o.partnerKey == nil {
+				return errs.E(errs.Invalid, "%s %s has no partner: set its 'partner_key' before converting it, since a customer is attributed to a partnership", k.name, o.key)
+			}
+			replayed = o.customerID != nil
+			cu, _, err = s.convert(ctx, tx, p, *o.partnerKey, source, o.customerID, in)
+			if err != nil || replayed {
+				return err
+			}
+			u := &update{changes: []Change{{Field: "converted", To: &cu.Key}}}
+			u.set("customer_id", cu.ID)
+			_, err = s.save(ctx, tx, p, k, o.id, u, actorOf(p), s.now(), true)
+			return err
+		})
+	})
+	return cu, replayed, err
+}
 
 // record appends changes to an object's history.
 func record(ctx context.Context, q store.Querier, companyID int64, kind string, id int64, actor string, at int64, changes []Change) error {
@@ -282,11 +452,6 @@ func (s *Service) convert(ctx context.Context, tx *store.Tx, p program.Principal
 	cp := program.Principal{CompanyID: p.CompanyID, CompanyKey: p.CompanyKey, CompanyName: p.CompanyName, Test: p.Test}
 	return s.prog.CreateCustomerIn(ctx, tx, cp, program.CustomerInput{CustomerKey: in.CustomerKey, Email: &in.Email, Name: in.Name,
 		PartnerKey: &partnerKey, Source: source})
-}
-
-// emit records an event for an object.
-func emit(ctx context.Context, q store.Querier, companyID int64, name, kind string, id, at int64) error {
-	return outbox.Emit(ctx, q, companyID, name, kind, id, at)
 }
 
 // retry runs fn again once when it fails on a unique index: two requests
