@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -87,6 +88,12 @@ func isComment(s string) bool {
 // transaction. On PostgreSQL an advisory lock makes nodes that start together
 // apply them once; on SQLite the write lock does the same.
 func (db *DB) Migrate(ctx context.Context) (applied []string, err error) {
+	return db.migrateTo(ctx, math.MaxInt)
+}
+
+// migrateTo applies the migrations up to version last (tests of an
+// upgrade stop at the version before it).
+func (db *DB) migrateTo(ctx context.Context, last int) (applied []string, err error) {
 	migs, err := loadMigrations()
 	if err != nil {
 		return nil, err
@@ -116,7 +123,7 @@ func (db *DB) Migrate(ctx context.Context) (applied []string, err error) {
 		}
 		rows.Close()
 		for _, m := range migs {
-			if done[m.version] {
+			if done[m.version] || m.version > last {
 				continue
 			}
 			for _, s := range m.stmts {
