@@ -173,7 +173,7 @@ func (s *Service) recomputePipeline(ctx context.Context, companyID int64, src pi
 		if err != nil {
 			return err
 		}
-		paid, err := importedPaid(ctx, tx, src.col, after, last)
+		paid, err := importedPaid(ctx, tx, src.col, src.col+" > ? AND "+src.col+" <= ?", after, last)
 		if err != nil {
 			return err
 		}
@@ -193,11 +193,12 @@ func (s *Service) recomputePipeline(ctx context.Context, companyID int64, src pi
 	return last, err
 }
 
-// importedPaid lists the leads (deals) of an id range that have live
-// imported rewards, which stand for what their offers would pay.
-func importedPaid(ctx context.Context, q store.Querier, col string, after, last int64) (map[int64]bool, error) {
-	rows, err := q.Query(ctx, "SELECT DISTINCT "+col+" FROM rewards WHERE "+col+" > ? AND "+col+" <= ? AND source = ? AND archived = 0",
-		after, last, SourceImport)
+// importedPaid lists the causes (the ids in rewards column col, among those
+// cond selects) that have live imported rewards, which stand for what
+// their offers would pay.
+func importedPaid(ctx context.Context, q store.Querier, col, cond string, args ...any) (map[int64]bool, error) {
+	rows, err := q.Query(ctx, "SELECT DISTINCT "+col+" FROM rewards WHERE "+cond+" AND source = ? AND archived = 0",
+		append(args, SourceImport)...)
 	if err != nil {
 		return nil, fmt.Errorf("find imported rewards: %w", err)
 	}

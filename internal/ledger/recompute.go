@@ -164,7 +164,20 @@ func (s *Service) recomputeCustomers(ctx context.Context, companyID int64, offer
 		if err != nil {
 			return err
 		}
-		return s.reconcile(ctx, tx, companyID, offers, causes, have, res)
+		// A payment whose reward was imported (a migration's history) is
+		// paid by it: today's offers must not pay it again.
+		paid, err := importedPaid(ctx, tx, "transaction_id", `transaction_id IN (SELECT id FROM transactions
+			WHERE company_id = ? AND customer_id > ? AND customer_id <= ?)`, companyID, after, last)
+		if err != nil {
+			return err
+		}
+		kept := causes[:0]
+		for _, c := range causes {
+			if c.kind != TriggerTransaction || !paid[c.id] {
+				kept = append(kept, c)
+			}
+		}
+		return s.reconcile(ctx, tx, companyID, offers, kept, have, res)
 	})
 	return last, err
 }
