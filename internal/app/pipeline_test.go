@@ -397,7 +397,12 @@ func TestDealsEndToEnd(t *testing.T) {
 			t.Fatalf("deal customer: %v", c)
 		}
 
-		// Partner tokens: their own deals, at open stages, as partner deals.
+		// Partner tokens: their group's stages, their own deals, at open
+		// stages, as partner deals.
+		if ps := e.must("GET", "/api/v2/sales-cycles/deals/stages", annTok, nil).data(); ps["group_key"] != group || ps["custom"] != true {
+			t.Fatalf("ann's stages: %v", ps)
+		}
+		e.fails(403, "own group", "GET", "/api/v2/sales-cycles/deals/stages?group_key=grup_other", annTok, nil)
 		e.tick()
 		pd := e.must("POST", "/api/v2/deals", annTok, map[string]any{"account_name": "Umbrella", "stage": "demo"}).data()
 		if pd["partner_key"] != "ann" || pd["origin"] != "partner" || pd["stage"] != "Demo" {

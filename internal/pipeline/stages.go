@@ -108,8 +108,19 @@ func groupOrDefault(ctx context.Context, q store.Querier, companyID int64, key s
 }
 
 // DealStages returns a group's deal stages (the default group's when
-// groupKey is empty).
+// groupKey is empty); a partner token reads its own group's, the stages
+// its deals move through.
 func (s *Service) DealStages(ctx context.Context, p program.Principal, groupKey string) (GroupStages, error) {
+	if p.IsPartner() {
+		pt, err := findPartnership(ctx, s.db, p, nil, false)
+		if err != nil {
+			return GroupStages{}, err
+		}
+		if groupKey != "" && groupKey != pt.groupKey {
+			return GroupStages{}, errs.E(errs.Forbidden, "a partner token reads its own group's stages (%s)", pt.groupKey)
+		}
+		groupKey = pt.groupKey
+	}
 	id, key, name, err := groupOrDefault(ctx, s.db, p.CompanyID, groupKey)
 	if err != nil {
 		return GroupStages{}, err
