@@ -42,8 +42,9 @@ Usage:
   partnerd events list|replay
                             see the billing inbox, or run its events again
   partnerd import TYPE FILE.csv
-                            import groups, partners, customers, transactions or rewards
+                            import groups, partners, customers, transactions, leads, deals or rewards
   partnerd export           write every object type as CSV and JSON lines
+  partnerd hub connect|sync connect an agency to a program by token; sync it (read-only)
   partnerd version          print the version
 
 Every command takes --db (env PARTNERD_DB): a SQLite file path (default
@@ -100,6 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return importCmd(ctx, args[1:], stdout, stderr)
 	case "export":
 		return exportCmd(ctx, args[1:], stdout, stderr)
+	case "hub":
+		return hubCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "partnerd", app.Version)
 		return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/partnerd/partnerd/internal/api"
 	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/clock"
+	"github.com/partnerd/partnerd/internal/hub"
 	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/pipeline"
@@ -47,6 +48,8 @@ type Config struct {
 	BillingEvery time.Duration
 	// ImportEvery is how often uploaded imports are looked for (default 1 s).
 	ImportEvery time.Duration
+	// Hub tunes the partner hub's syncs (zero: hub.DefaultConfig).
+	Hub hub.Config
 	// SecretKey encrypts billing providers' secrets (32 bytes). When nil it
 	// comes from PARTNERD_SECRET_KEY or, on SQLite, a key file beside the
 	// database (created on first use); on PostgreSQL without either, no
@@ -65,6 +68,7 @@ type App struct {
 	Billing  *billing.Service
 	Importer *importer.Service
 	Pipeline *pipeline.Service
+	Hub      *hub.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -149,6 +153,11 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	// Imported customers run the same hook, or only billing's part when
 	// the import is history that earns nothing (--no-rewards).
 	imp := importer.New(db, cfg.Clock, prog, led, pipe, importer.Hooks{Signup: signup, NoRewards: bill.CustomerCreated})
+	if cfg.Hub.Limits.MaxAttempts == 0 {
+		cfg.Hub = hub.DefaultConfig
+	}
+	// Connection tokens are sealed with the same key as billing secrets.
+	hb := hub.New(db, cfg.Clock, box, cfg.Hub)
 	srv := api.New(prog, led, trk, db.Ping, cfg.Logger, api.NewMetrics(reg))
 	srv.UseBilling(bill)
 	srv.UseImporter(imp)
@@ -156,7 +165,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, Pipeline: pipe, API: srv, Handler: srv}, nil
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, Pipeline: pipe, Hub: hb, API: srv, Handler: srv}, nil
 }
 
 // runSchedules approves rewards whose hold period is over every 30 seconds
