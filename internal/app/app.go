@@ -50,6 +50,8 @@ type Config struct {
 	ImportEvery time.Duration
 	// Hub tunes the partner hub's syncs (zero: hub.DefaultConfig).
 	Hub hub.Config
+	// HubEvery is how often connections due a sync are looked for (default 1 min).
+	HubEvery time.Duration
 	// SecretKey encrypts billing providers' secrets (32 bytes). When nil it
 	// comes from PARTNERD_SECRET_KEY or, on SQLite, a key file beside the
 	// database (created on first use); on PostgreSQL without either, no
@@ -92,6 +94,9 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	}
 	if cfg.ImportEvery == 0 {
 		cfg.ImportEvery = time.Second
+	}
+	if cfg.HubEvery == 0 {
+		cfg.HubEvery = time.Minute
 	}
 	db, err := store.Open(ctx, cfg.DB)
 	if err != nil {
@@ -233,7 +238,8 @@ func (a *App) ServeListener(ctx context.Context, ln net.Listener, ready func(add
 	bg, stopBG := context.WithCancel(context.Background())
 	var bgDone sync.WaitGroup
 	defer func() { stopBG(); bgDone.Wait() }()
-	bgDone.Add(4)
+	bgDone.Add(5)
+	go func() { defer bgDone.Done(); a.Hub.Run(bg, a.cfg.Logger, a.cfg.HubEvery) }()
 	go func() { defer bgDone.Done(); a.Webhooks.Run(bg, a.cfg.Logger, a.cfg.WebhookEvery) }()
 	go func() { defer bgDone.Done(); a.Importer.Run(bg, a.cfg.Logger, a.cfg.ImportEvery) }()
 	go func() { defer bgDone.Done(); a.Billing.Run(bg, a.cfg.Logger, a.cfg.BillingEvery) }()

@@ -33,11 +33,13 @@ type Config struct {
 	Global     rate.Limit        // requests per second across the node's connections
 	Lookback   time.Duration     // how far back each run re-reads, for status changes
 	SweepEvery time.Duration     // how often a run reads everything, to find records that vanished
+	SyncEvery  time.Duration     // how often each connection syncs by itself (with ±10% jitter)
 	Transport  http.RoundTripper // nil: the default; tests count requests with their own
 }
 
 // DefaultConfig is what partnerd runs with.
-var DefaultConfig = Config{Limits: DefaultLimits, Global: 30, Lookback: 90 * 24 * time.Hour, SweepEvery: 7 * 24 * time.Hour}
+var DefaultConfig = Config{Limits: DefaultLimits, Global: 30, Lookback: 90 * 24 * time.Hour, SweepEvery: 7 * 24 * time.Hour,
+	SyncEvery: 6 * time.Hour}
 
 // Service is the hub.
 type Service struct {

@@ -202,6 +202,10 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 			if last != "" {
 				cursor = last
 			}
+			// Each page renews the run's hold on its connection.
+			if _, err := tx.Exec(ctx, "UPDATE hub_connections SET lease_until = ? WHERE id = ?", s.now()+leaseMillis, c.ID); err != nil {
+				return fmt.Errorf("renew lease: %w", err)
+			}
 			_, err = tx.Exec(ctx, `UPDATE hub_streams SET run_cursor = COALESCE(?, run_cursor), high_water = CASE WHEN high_water > ? THEN high_water ELSE ? END
 				WHERE connection_id = ? AND stream = ?`, cursor, newest, newest, c.ID, st.Name)
 			return err

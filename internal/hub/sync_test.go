@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -339,3 +341,62 @@ func TestCancelledSyncsResumeToTheSameState(t *testing.T) {
 		})
 	}
 }
+
+// Due connections sync by themselves, once each, however many nodes look.
+func TestScheduledSyncsRunOnceEach(t *testing.T) {
+	for _, eng := range storetest.Engines(t) {
+		t.Run(eng.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := fakeProgram(t)
+			db := eng.Open(t)
+			cfg := DefaultConfig
+			cfg.SyncEvery = time.Hour
+			nodes := []*Service{testService(t, db, cfg), testService(t, db, cfg), testService(t, db, cfg)}
+			var keys []string
+			for i := 0; i < 3; i++ {
+				c, err := nodes[0].Connect(ctx, ConnectInput{Workspace: "A", Name: fmt.Sprint("PS", i), BaseURL: f.url, Token: "good-token"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys = append(keys, c.Key)
+			}
+			f.mu.Lock()
+			before := f.calls
+			f.mu.Unlock()
+			var wg sync.WaitGroup
+			ran := make([]int, len(nodes))
+			for i, n := range nodes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var err error
+					if ran[i], err = n.RunDue(ctx, slogDiscard()); err != nil {
+						t.Errorf("node %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if total := ran[0] + ran[1] + ran[2]; total != 3 {
+				t.Fatalf("three due connections ran %d times across three nodes (%v)", total, ran)
+			}
+			f.mu.Lock()
+			calls := f.calls - before
+			f.mu.Unlock()
+			if calls != 3*11 {
+				t.Fatalf("three syncs of 11 pages made %d requests", calls)
+			}
+			for _, k := range keys {
+				c, _ := nodes[0].ConnectionByKey(ctx, k)
+				in := c.NextSyncAt - time.Now().UnixMilli()
+				if c.LastSyncAt == nil || in < 50*60*1000 || in > 70*60*1000 {
+					t.Fatalf("connection %s: last sync %v, next in %d ms (want about an hour)", k, c.LastSyncAt, in)
+				}
+			}
+			if n, err := nodes[1].RunDue(ctx, slogDiscard()); err != nil || n != 0 {
+				t.Fatalf("nothing is due, yet %d ran (%v)", n, err)
+			}
+		})
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
