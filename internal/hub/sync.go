@@ -263,9 +263,29 @@ type record struct {
 	status    *string
 	createdAt int64
 	updatedAt int64
+	norm      normalized
 }
 
-func parseRecord(item json.RawMessage, statusField string) (record, error) {
+// normalized are the columns every stream shares. PartnerStack and
+// partnerd spell a reference either flat (partnership_key) or nested
+// (partnership.key); both are read, and what is absent stays null.
+type normalized struct {
+	amount, amountUSD                  *int64
+	currency                           *string
+	companyKey, companyName            *string
+	partnershipRef, customerRef, txRef *string
+	email, domain, reason              *string
+	archived, test                     bool
+}
+
+func (n normalized) args() []any {
+	return []any{n.amount, n.currency, n.amountUSD, n.companyKey, n.companyName, n.partnershipRef, n.customerRef, n.txRef,
+		n.email, n.domain, n.reason, store.Bool(n.archived), store.Bool(n.test)}
+}
+
+const normCols = "amount, currency, amount_usd, company_key, company_name, partnership_ref, customer_ref, transaction_ref, email, domain, reason, archived, test"
+
+func parseRecord(item json.RawMessage, st Stream) (record, error) {
 	var m map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(item))
 	dec.UseNumber()
@@ -280,23 +300,97 @@ func parseRecord(item json.RawMessage, statusField string) (record, error) {
 	if r.updatedAt == 0 {
 		r.updatedAt = r.createdAt
 	}
-	if statusField != "" {
-		var v any
-		if json.Unmarshal(m[statusField], &v) == nil && v != nil {
-			s := fmt.Sprint(v)
-			r.status = &s
+	if st.Status != "" {
+		r.status = text(m[st.Status])
+	}
+	n := &r.norm
+	n.amount, n.amountUSD, n.currency = integer(m["amount"]), integer(m["amount_usd"]), text(m["currency"])
+	n.companyKey, n.companyName = text(field(m, "company", "key")), text(field(m, "company", "name"))
+	n.partnershipRef = first(text(m["partnership_key"]), text(field(m, "partnership", "key")))
+	n.customerRef = first(text(field(m, "customer", "key")), text(m["customer_key"]))
+	n.txRef = first(text(field(m, "transaction", "key")), text(m["transaction_key"]))
+	n.reason = first(text(m["decline_reason"]), text(m["hold_reason"]), text(m["lost_reason"]))
+	n.archived = flag(m["archived"]) || flag(m["is_archived"])
+	n.test = flag(m["test"])
+	switch st.Name {
+	case "partnerships":
+		n.partnershipRef = &r.key
+	case "customers":
+		n.customerRef = &r.key
+		if e := text(m["email"]); e != nil {
+			low := strings.ToLower(strings.TrimSpace(*e))
+			n.email = &low
+			if i := strings.LastIndex(low, "@"); i >= 0 && i < len(low)-1 {
+				d := low[i+1:]
+				n.domain = &d
+			}
 		}
+	case "transactions":
+		n.txRef = &r.key
 	}
 	return r, nil
 }
 
-// millis reads an epoch-ms field; anything else (absent, null, a string) is 0.
-func millis(v json.RawMessage) int64 {
+// field reads obj.name.sub, for a nested reference.
+func field(m map[string]json.RawMessage, name, sub string) json.RawMessage {
+	var inner map[string]json.RawMessage
+	if json.Unmarshal(m[name], &inner) != nil {
+		return nil
+	}
+	return inner[sub]
+}
+
+// text reads a string (or a number, as text); nil when absent, null or empty.
+func text(v json.RawMessage) *string {
+	var x any
+	if len(v) == 0 || json.Unmarshal(v, &x) != nil || x == nil {
+		return nil
+	}
+	var s string
+	switch t := x.(type) {
+	case string:
+		s = t
+	case float64, bool:
+		s = strings.TrimSpace(string(v))
+	default:
+		return nil
+	}
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// integer reads a whole number; nil when absent or anything else.
+func integer(v json.RawMessage) *int64 {
 	n, err := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
 	if err != nil {
-		return 0
+		return nil
 	}
-	return n
+	return &n
+}
+
+// flag reads a boolean, also PartnerStack's "true"/"false" strings.
+func flag(v json.RawMessage) bool {
+	s := strings.Trim(strings.TrimSpace(string(v)), `"`)
+	return s == "true" || s == "1"
+}
+
+func first(vals ...*string) *string {
+	for _, v := range vals {
+		if v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+// millis reads an epoch-ms field; anything else (absent, null, a string) is 0.
+func millis(v json.RawMessage) int64 {
+	if n := integer(v); n != nil {
+		return *n
+	}
+	return 0
 }
 
 // upsertPage stores a page's records, noting status changes, and returns
@@ -304,7 +398,7 @@ func millis(v json.RawMessage) int64 {
 func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st Stream, items []json.RawMessage, seen int64) (created, changed int, newest int64, last string, err error) {
 	recs := make([]record, 0, len(items))
 	for _, it := range items {
-		r, err := parseRecord(it, st.Status)
+		r, err := parseRecord(it, st)
 		if err != nil {
 			return 0, 0, 0, "", fmt.Errorf("%s: %w", st.Name, err)
 		}
@@ -350,9 +444,10 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 		switch {
 		case !ok:
 			var id int64
+			args := append([]any{connID, st.Name, r.key, r.raw, r.status, r.createdAt, r.updatedAt, now, seen}, r.norm.args()...)
 			if err := tx.QueryRow(ctx, `INSERT INTO hub_records (connection_id, stream, key, raw, status, source_created_at, source_updated_at,
-				synced_at, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, connID, st.Name, r.key, r.raw, r.status, r.createdAt,
-				r.updatedAt, now, seen).Scan(&id); err != nil {
+				synced_at, seen_at, `+normCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+				args...).Scan(&id); err != nil {
 				return 0, 0, 0, "", fmt.Errorf("insert %s %s: %w", st.Name, r.key, err)
 			}
 			if r.status != nil {
@@ -364,8 +459,11 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 			have[r.key] = stored{id: id, raw: r.raw, status: r.status} // a key twice in a page is one record
 			created++
 		case old.raw != r.raw:
+			args := append([]any{r.raw, r.status, r.createdAt, r.updatedAt, now, seen}, r.norm.args()...)
 			if _, err := tx.Exec(ctx, `UPDATE hub_records SET raw = ?, status = ?, source_created_at = ?, source_updated_at = ?, synced_at = ?,
-				seen_at = ?, deleted_at = NULL WHERE id = ?`, r.raw, r.status, r.createdAt, r.updatedAt, now, seen, old.id); err != nil {
+				seen_at = ?, deleted_at = NULL, amount = ?, currency = ?, amount_usd = ?, company_key = ?, company_name = ?, partnership_ref = ?,
+				customer_ref = ?, transaction_ref = ?, email = ?, domain = ?, reason = ?, archived = ?, test = ? WHERE id = ?`,
+				append(args, old.id)...); err != nil {
 				return 0, 0, 0, "", fmt.Errorf("update %s %s: %w", st.Name, r.key, err)
 			}
 			if deref(old.status) != deref(r.status) {

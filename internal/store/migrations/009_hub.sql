@@ -48,8 +48,10 @@ CREATE TABLE hub_streams (
   PRIMARY KEY (connection_id, stream)
 );
 
--- A record as the source sent it (raw), with what the hub reads of it.
--- seen_at is the start of the last run that returned it: a full sweep
+-- A record as the source sent it (raw), with the normalized columns the
+-- hub reads (the model every stream shares: money, the program, the
+-- partnership, customer and transaction it refers to, the person). seen_at
+-- is the start of the last run that returned it: a full sweep
 -- soft-deletes (deleted_at) what it did not see.
 CREATE TABLE hub_records (
   id AUTOID,
@@ -58,6 +60,19 @@ CREATE TABLE hub_records (
   key TEXT NOT NULL,
   raw TEXT NOT NULL,
   status TEXT,
+  amount BIGINT,
+  currency TEXT,
+  amount_usd BIGINT,
+  company_key TEXT,
+  company_name TEXT,
+  partnership_ref TEXT,
+  customer_ref TEXT,
+  transaction_ref TEXT,
+  email TEXT,
+  domain TEXT,
+  reason TEXT,
+  archived INTEGER NOT NULL DEFAULT 0,
+  test INTEGER NOT NULL DEFAULT 0,
   source_created_at BIGINT NOT NULL,
   source_updated_at BIGINT NOT NULL,
   synced_at BIGINT NOT NULL,
@@ -66,6 +81,8 @@ CREATE TABLE hub_records (
 );
 CREATE UNIQUE INDEX hub_records_key ON hub_records(connection_id, stream, key);
 CREATE INDEX hub_records_seen ON hub_records(connection_id, stream, seen_at);
+CREATE INDEX hub_records_customer ON hub_records(connection_id, customer_ref);
+CREATE INDEX hub_records_transaction ON hub_records(connection_id, transaction_ref);
 
 -- Every change of a record's status (a reward approved, paid, declined),
 -- with the time the hub saw it.
