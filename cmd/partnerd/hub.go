@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/partnerd/partnerd/internal/hub"
+	"github.com/partnerd/partnerd/internal/money"
 )
 
 func hubCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -17,7 +21,10 @@ func hubCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(args) > 0 && args[0] == "sync" {
 		return hubSync(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprint(stderr, "usage: partnerd hub connect|sync [flags]\n")
+	if len(args) > 0 && args[0] == "report" {
+		return hubReport(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, "usage: partnerd hub connect|sync|report [flags]\n")
 	return errors.New("unknown hub command")
 }
 
@@ -94,3 +101,71 @@ func hubSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return failed
 }
+
+func hubReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := newFlags("hub report --workspace W [--json]",
+		"Reports what a workspace's programs hold, as last synced: per program and month, referrals, revenue and rewards by\n"+
+			"status; missed rewards with their reasons; rewards paid against payouts received; organizations in several programs.", stderr)
+	ws := fs.String("workspace", "", "the workspace: its key or name (required)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *ws == "" {
+		fs.Usage()
+		return errors.New("--workspace is required")
+	}
+	a, err := openQuiet(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	rep, err := a.Hub.Report(ctx, *ws)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROGRAM\tMONTH\tREFERRALS\tCURRENCY\tREVENUE\tEARNED\tAPPROVED\tPAID\tPENDING\tHELD\tDECLINED")
+	for _, p := range rep.Programs {
+		if len(p.Money) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t\t\t\t\t\t\t\t\n", p.Program, p.Month, p.Referrals)
+		}
+		for i, m := range p.Money {
+			refs := ""
+			if i == 0 {
+				refs = fmt.Sprint(p.Referrals)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Program, p.Month, refs, m.Currency, amt(m.Revenue, m.Currency),
+				amt(m.Earned, m.Currency), amt(m.Approved, m.Currency), amt(m.Paid, m.Currency), amt(m.Pending, m.Currency),
+				amt(m.Held, m.Currency), amt(m.Declined, m.Currency))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\nMissed (%d)\n", len(rep.Missed))
+	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, m := range rep.Missed {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s\t%s\n", m.Program, m.Kind, m.Key, amt(m.Amount, m.Currency), m.Currency, m.Reason)
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout, "\nPayouts")
+	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, r := range rep.Reconciliation {
+		fmt.Fprintf(tw, "%s\t%s\trewards paid %s\tpayouts received %s\tdifference %s\n", r.Connection, r.Currency, amt(r.RewardsPaid, r.Currency),
+			amt(r.PayoutsPaid, r.Currency), amt(r.Difference, r.Currency))
+	}
+	tw.Flush()
+	fmt.Fprintln(stdout, "\nOrganizations in several programs")
+	for _, s := range rep.SharedAccounts {
+		fmt.Fprintf(stdout, "%s: %s (%d people)\n", s.Domain, strings.Join(s.Programs, ", "), s.Customers)
+	}
+	return nil
+}
+
+// amt prints an amount in minor units as a decimal in its currency's
+// exponent (JPY has none, KWD three).
+func amt(v int64, currency string) string { return money.FormatPlain(v, currency) }

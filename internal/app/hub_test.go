@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -109,6 +110,96 @@ func TestHubSyncsAPartnerdProgram(t *testing.T) {
 		}
 		if from != rw["reward_status"] || to != "declined" {
 			t.Fatalf("status history: %s -> %s", from, to)
+		}
+	})
+}
+
+// The report of an agency with two programs: months, missed rewards with
+// their reasons, payouts reconciled, an organization in both programs.
+func TestHubReport(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		offer := e.must("POST", "/api/v2/offers", e.prod, map[string]any{"name": "Share", "trigger": "transaction", "type": "percent", "rate": "20"}).data()
+		e.partnership("ann@agency.io", "ann")
+		for i, k := range []string{"c1@client.com", "c2@gmail.com", "c3@other.com"} {
+			e.customer(fmt.Sprint("c", i+1), k, "ann")
+			e.txn(fmt.Sprint("c", i+1), int64(1000*(i+1)), "USD", nil)
+		}
+		declined := e.must("GET", "/api/v2/rewards?customer_key=c2", e.prod, nil).items()[0]
+		e.must("POST", "/api/v2/rewards/"+declined["key"].(string)+"/decline", e.prod, map[string]any{"reason": "duplicate account"})
+		e.must("DELETE", "/api/v2/offers/"+offer["key"].(string), e.prod, nil)
+		e.customer("c4", "c4@nooffer.com", "ann")
+		unrewarded := e.txn("c4", 500, "USD", nil)
+		if _, err := e.app.Ledger.RunPayouts(ctx, e.company.ID, "2026-01"); err != nil {
+			t.Fatal(err)
+		}
+		po := e.must("GET", "/api/v2/payouts", e.prod, nil).items()
+		if len(po) != 1 {
+			t.Fatalf("payouts: %v", po)
+		}
+		e.must("POST", "/api/v2/payouts/"+po[0]["key"].(string)+"/paid", e.prod, map[string]any{"external_reference": "wire-1"})
+
+		// A second program in the same engine, with a customer of the same organization.
+		other, otherAuth := e.newCompany("Globex")
+		e.must("POST", "/api/v2/partnerships", otherAuth, map[string]any{"email": "ann@agency.io", "partner_key": "ann-g"})
+		e.must("POST", "/api/v2/customers", otherAuth, map[string]any{"customer_key": "g1", "email": "cfo@client.com", "partner_key": "ann-g"})
+		tokA, err := e.app.Program.CreatePartnerToken(ctx, e.company.Key, "ann")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokG, err := e.app.Program.CreatePartnerToken(ctx, other.Key, "ann-g")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		agency := start(t, freshDSN(t, e))
+		for name, tok := range map[string]string{"Acme": tokA, "Globex": tokG} {
+			c, err := agency.app.Hub.Connect(ctx, hub.ConnectInput{Workspace: "Agency", Name: name, BaseURL: e.base + "/api/v2", Token: tok})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := agency.app.Hub.Sync(ctx, c.Key, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := agency.app.Hub.Report(ctx, "Agency")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acme *hub.ProgramMonth
+		for i, p := range rep.Programs {
+			if p.Program == "Acme" && p.Month == "2026-01" {
+				acme = &rep.Programs[i]
+			}
+		}
+		if acme == nil || acme.Referrals != 4 || len(acme.Money) != 1 {
+			t.Fatalf("programs: %+v", rep.Programs)
+		}
+		m := acme.Money[0]
+		paid := num(po[0]["amount"])
+		if m.Currency != "USD" || m.Revenue != 6500 || m.Earned != 1200 || m.Declined != 400 || m.Paid != paid || m.Paid+m.Declined != m.Earned {
+			t.Fatalf("Acme's January: %+v (payout %d)", m, paid)
+		}
+		kinds := map[string]hub.Missed{}
+		for _, x := range rep.Missed {
+			kinds[x.Kind+" "+x.Key] = x
+		}
+		if x, ok := kinds["declined "+declined["key"].(string)]; !ok || x.Reason != "duplicate account" || x.Amount != 400 || x.Program != "Acme" {
+			t.Fatalf("missed: %+v", rep.Missed)
+		}
+		if _, ok := kinds["transaction_without_reward "+unrewarded["key"].(string)]; !ok {
+			t.Fatalf("the payment that earned nothing is not reported: %+v", rep.Missed)
+		}
+		c4 := e.must("GET", "/api/v2/customers/c4", e.prod, nil).data()["key"].(string)
+		if _, ok := kinds["referral_without_reward "+c4]; !ok || len(rep.Missed) != 3 {
+			t.Fatalf("missed: %+v", rep.Missed)
+		}
+		if len(rep.Reconciliation) != 1 || rep.Reconciliation[0].RewardsPaid != paid || rep.Reconciliation[0].Difference != 0 {
+			t.Fatalf("reconciliation: %+v", rep.Reconciliation)
+		}
+		if len(rep.SharedAccounts) != 1 || rep.SharedAccounts[0].Domain != "client.com" ||
+			strings.Join(rep.SharedAccounts[0].Programs, ",") != "Acme,Globex" {
+			t.Fatalf("shared accounts: %+v", rep.SharedAccounts)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/internal/money"
+	"github.com/partnerd/partnerd/internal/program"
 )
 
 // The engine is pure: given a cause and the offers live when it happened,
@@ -268,17 +269,6 @@ func orNone(s *string) string {
 
 func day(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02") }
 
-// publicMail are mail providers whose domain says nothing about who owns an
-// address: two addresses there are not the same organisation.
-var publicMail = map[string]bool{
-	"gmail.com": true, "googlemail.com": true, "yahoo.com": true, "yahoo.co.uk": true, "ymail.com": true,
-	"outlook.com": true, "hotmail.com": true, "hotmail.co.uk": true, "live.com": true, "msn.com": true,
-	"icloud.com": true, "me.com": true, "mac.com": true, "aol.com": true, "proton.me": true, "protonmail.com": true,
-	"gmx.com": true, "gmx.de": true, "gmx.net": true, "web.de": true, "yandex.ru": true, "yandex.com": true,
-	"mail.ru": true, "qq.com": true, "163.com": true, "126.com": true, "zoho.com": true, "fastmail.com": true,
-	"hey.com": true, "pm.me": true, "tutanota.com": true, "mail.com": true,
-}
-
 // selfReferral says why a reward for c looks like the partner referring
 // itself, or "" when it does not.
 func selfReferral(c cause) string {
@@ -290,7 +280,7 @@ func selfReferral(c cause) string {
 		return "self-referral: the customer's email is the partner's"
 	}
 	cd, pd := ce[strings.LastIndex(ce, "@")+1:], pe[strings.LastIndex(pe, "@")+1:]
-	if cd == pd && !publicMail[cd] {
+	if cd == pd && !program.PublicMailDomain(cd) {
 		return "self-referral: the customer's email shares the partner's domain " + cd
 	}
 	return ""

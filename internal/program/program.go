@@ -225,3 +225,19 @@ func (c *authCache) get(k string, now time.Time) (cachedPrincipal, bool) {
 }
 
 func (c *authCache) put(k string, cp cachedPrincipal) { c.m.Store(k, cp) }
+
+// publicMail are mail providers whose domain says nothing about who owns an
+// address: two addresses there are not the same organisation.
+var publicMail = map[string]bool{
+	"gmail.com": true, "googlemail.com": true, "yahoo.com": true, "yahoo.co.uk": true, "ymail.com": true,
+	"outlook.com": true, "hotmail.com": true, "hotmail.co.uk": true, "live.com": true, "msn.com": true,
+	"icloud.com": true, "me.com": true, "mac.com": true, "aol.com": true, "proton.me": true, "protonmail.com": true,
+	"gmx.com": true, "gmx.de": true, "gmx.net": true, "web.de": true, "yandex.ru": true, "yandex.com": true,
+	"mail.ru": true, "qq.com": true, "163.com": true, "126.com": true, "zoho.com": true, "fastmail.com": true,
+	"hey.com": true, "pm.me": true, "tutanota.com": true, "mail.com": true,
+}
+
+// PublicMailDomain tells whether an email domain is a public mail
+// provider's, which says nothing about the organization behind an address
+// (self-referral checks, the hub's grouping of accounts by domain).
+func PublicMailDomain(domain string) bool { return publicMail[strings.ToLower(domain)] }
