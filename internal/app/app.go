@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -159,7 +160,10 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	// the import is history that earns nothing (--no-rewards).
 	imp := importer.New(db, cfg.Clock, prog, led, pipe, importer.Hooks{Signup: signup, NoRewards: bill.CustomerCreated})
 	if cfg.Hub.Limits.MaxAttempts == 0 {
-		cfg.Hub = hub.DefaultConfig
+		if cfg.Hub, err = hub.ConfigFromEnv(os.Getenv); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	// Connection tokens are sealed with the same key as billing secrets.
 	hb := hub.New(db, cfg.Clock, box, cfg.Hub)

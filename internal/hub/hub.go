@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,28 @@ type Config struct {
 // DefaultConfig is what partnerd runs with.
 var DefaultConfig = Config{Limits: DefaultLimits, Global: 30, Lookback: 90 * 24 * time.Hour, SweepEvery: 7 * 24 * time.Hour,
 	SyncEvery: 6 * time.Hour}
+
+// ConfigFromEnv is DefaultConfig with the request rates an operator set:
+// PARTNERD_HUB_RATE (requests per second to one connection) and
+// PARTNERD_HUB_GLOBAL_RATE (across the node's connections).
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig
+	for _, v := range []struct {
+		name string
+		dst  *rate.Limit
+	}{{"PARTNERD_HUB_RATE", &cfg.Limits.PerConnection}, {"PARTNERD_HUB_GLOBAL_RATE", &cfg.Global}} {
+		s := getenv(v.name)
+		if s == "" {
+			continue
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f <= 0 || f > 100000 {
+			return cfg, fmt.Errorf("%s must be a number of requests per second above 0: %q", v.name, s)
+		}
+		*v.dst = rate.Limit(f)
+	}
+	return cfg, nil
+}
 
 // Service is the hub.
 type Service struct {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/store"
@@ -153,8 +153,8 @@ func (s *Service) loadState(ctx context.Context, q store.Querier, connID int64, 
 // then soft-deletes what it did not see.
 func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st Stream, progress Progress) (StreamResult, error) {
 	res := StreamResult{Stream: st.Name}
-	var requests int
-	cl.request = func() { requests++ }
+	var requests atomic.Int64
+	cl.request = func() { requests.Add(1) }
 	defer func() { cl.request = nil }()
 	state, err := s.loadState(ctx, s.db, c.ID, st.Name)
 	if err != nil {
@@ -176,28 +176,53 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 		state.runMin, state.runCursor, state.runSweep, state.runStartedAt = &min, nil, sweep, &now
 	}
 	res.Sweep = state.runSweep
-	for {
+	// The next page is fetched while this one is written: its cursor is
+	// known once this one is parsed. It is only stored after this one.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type fetched struct {
+		page Page
+		err  error
+	}
+	fetch := func(cursor *string) <-chan fetched {
 		q := url.Values{"limit": {strconv.Itoa(pageSize)}, "order_by": {"created_at"}, "min_created": {strconv.FormatInt(*state.runMin, 10)}}
-		if state.runCursor != nil {
-			q.Set("starting_after", *state.runCursor)
+		if cursor != nil {
+			q.Set("starting_after", *cursor)
 		}
 		if st.Name == "rewards" || st.Name == "partnerships" || st.Name == "customers" || st.Name == "transactions" {
 			q.Set("include_archived", "true")
 		}
-		page, err := cl.List(ctx, "/"+st.Name, q)
-		res.Requests = requests
+		ch := make(chan fetched, 1)
+		go func() {
+			p, err := cl.List(fctx, "/"+st.Name, q)
+			ch <- fetched{p, err}
+		}()
+		return ch
+	}
+	next := fetch(state.runCursor)
+	for next != nil {
+		f := <-next
+		next = nil
+		res.Requests = int(requests.Load())
+		if f.err != nil {
+			return res, f.err
+		}
+		recs, newest, last, err := parsePage(f.page.Items, st)
 		if err != nil {
 			return res, err
 		}
-		var last string
+		// has_more is the only stop signal; a page of nothing with has_more
+		// would loop forever, so it ends the run too.
+		if f.page.HasMore && len(recs) > 0 {
+			next = fetch(&last)
+		}
 		err = s.db.Tx(ctx, func(tx *store.Tx) error {
-			created, changed, newest, lastKey, err := s.upsertPage(ctx, tx, c.ID, st, page.Items, *state.runStartedAt)
+			created, changed, err := s.upsertPage(ctx, tx, c.ID, st, recs, *state.runStartedAt)
 			if err != nil {
 				return err
 			}
 			res.Created += created
 			res.Changed += changed
-			last = lastKey
 			cursor := any(nil)
 			if last != "" {
 				cursor = last
@@ -214,19 +239,15 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 			return res, fmt.Errorf("store a page of %s: %w", st.Name, err)
 		}
 		res.Pages++
-		res.Records += len(page.Items)
+		res.Records += len(recs)
 		if progress != nil {
 			progress(st.Name, res.Pages, res.Records)
 		}
 		if last != "" {
 			state.runCursor = &last
 		}
-		// has_more is the only stop signal; a page of nothing with has_more
-		// would loop forever, so it ends the run too.
-		if !page.HasMore || len(page.Items) == 0 {
-			break
-		}
 	}
+	res.Requests = int(requests.Load())
 	return res, s.finishRun(ctx, c.ID, st.Name, state, &res)
 }
 
@@ -285,39 +306,91 @@ func (n normalized) args() []any {
 
 const normCols = "amount, currency, amount_usd, company_key, company_name, partnership_ref, customer_ref, transaction_ref, email, domain, reason, archived, test"
 
-func parseRecord(item json.RawMessage, st Stream) (record, error) {
-	var m map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(item))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
-		return record{}, fmt.Errorf("an item is not a JSON object: %w", err)
+// item is what the hub reads of a record, each field kept raw so that an
+// unexpected type (a string where an object was, say) never fails a sync:
+// it only leaves that column empty. The record itself stays whole in raw.
+type item struct {
+	Key            json.RawMessage `json:"key"`
+	CreatedAt      json.RawMessage `json:"created_at"`
+	UpdatedAt      json.RawMessage `json:"updated_at"`
+	Amount         json.RawMessage `json:"amount"`
+	AmountUSD      json.RawMessage `json:"amount_usd"`
+	Currency       json.RawMessage `json:"currency"`
+	Company        json.RawMessage `json:"company"`
+	Partnership    json.RawMessage `json:"partnership"`
+	Customer       json.RawMessage `json:"customer"`
+	Transaction    json.RawMessage `json:"transaction"`
+	PartnershipKey json.RawMessage `json:"partnership_key"`
+	CustomerKey    json.RawMessage `json:"customer_key"`
+	TransactionKey json.RawMessage `json:"transaction_key"`
+	DeclineReason  json.RawMessage `json:"decline_reason"`
+	HoldReason     json.RawMessage `json:"hold_reason"`
+	LostReason     json.RawMessage `json:"lost_reason"`
+	Archived       json.RawMessage `json:"archived"`
+	IsArchived     json.RawMessage `json:"is_archived"`
+	Test           json.RawMessage `json:"test"`
+	Email          json.RawMessage `json:"email"`
+	RewardStatus   json.RawMessage `json:"reward_status"`
+	Status         json.RawMessage `json:"status"`
+	Stage          json.RawMessage `json:"stage"`
+}
+
+// nested reads the key and name of a nested reference ({"key", "name"}).
+func nested(v json.RawMessage) (key, name *string) {
+	if len(v) == 0 || v[0] != '{' {
+		return nil, nil
 	}
-	r := record{raw: string(item)}
-	if err := json.Unmarshal(m["key"], &r.key); err != nil || r.key == "" {
-		return record{}, fmt.Errorf("an item has no key: %.100s", item)
+	var r struct {
+		Key  json.RawMessage `json:"key"`
+		Name json.RawMessage `json:"name"`
 	}
-	r.createdAt, r.updatedAt = millis(m["created_at"]), millis(m["updated_at"])
+	if json.Unmarshal(v, &r) != nil {
+		return nil, nil
+	}
+	return text(r.Key), text(r.Name)
+}
+
+func parseRecord(raw json.RawMessage, st Stream) (record, error) {
+	var it item
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &it) != nil {
+		return record{}, fmt.Errorf("an item is not a JSON object: %.100s", raw)
+	}
+	r := record{raw: string(raw)}
+	if k := text(it.Key); k != nil {
+		r.key = *k
+	} else {
+		return record{}, fmt.Errorf("an item has no key: %.100s", raw)
+	}
+	r.createdAt, r.updatedAt = millis(it.CreatedAt), millis(it.UpdatedAt)
 	if r.updatedAt == 0 {
 		r.updatedAt = r.createdAt
 	}
-	if st.Status != "" {
-		r.status = text(m[st.Status])
+	switch st.Status {
+	case "reward_status":
+		r.status = text(it.RewardStatus)
+	case "status":
+		r.status = text(it.Status)
+	case "stage":
+		r.status = text(it.Stage)
 	}
 	n := &r.norm
-	n.amount, n.amountUSD, n.currency = integer(m["amount"]), integer(m["amount_usd"]), text(m["currency"])
-	n.companyKey, n.companyName = text(field(m, "company", "key")), text(field(m, "company", "name"))
-	n.partnershipRef = first(text(m["partnership_key"]), text(field(m, "partnership", "key")))
-	n.customerRef = first(text(field(m, "customer", "key")), text(m["customer_key"]))
-	n.txRef = first(text(field(m, "transaction", "key")), text(m["transaction_key"]))
-	n.reason = first(text(m["decline_reason"]), text(m["hold_reason"]), text(m["lost_reason"]))
-	n.archived = flag(m["archived"]) || flag(m["is_archived"])
-	n.test = flag(m["test"])
+	n.amount, n.amountUSD, n.currency = integer(it.Amount), integer(it.AmountUSD), text(it.Currency)
+	n.companyKey, n.companyName = nested(it.Company)
+	pk, _ := nested(it.Partnership)
+	n.partnershipRef = first(text(it.PartnershipKey), pk)
+	ck, _ := nested(it.Customer)
+	n.customerRef = first(ck, text(it.CustomerKey))
+	tk, _ := nested(it.Transaction)
+	n.txRef = first(tk, text(it.TransactionKey))
+	n.reason = first(text(it.DeclineReason), text(it.HoldReason), text(it.LostReason))
+	n.archived = flag(it.Archived) || flag(it.IsArchived)
+	n.test = flag(it.Test)
 	switch st.Name {
 	case "partnerships":
 		n.partnershipRef = &r.key
 	case "customers":
 		n.customerRef = &r.key
-		if e := text(m["email"]); e != nil {
+		if e := text(it.Email); e != nil {
 			low := strings.ToLower(strings.TrimSpace(*e))
 			n.email = &low
 			if i := strings.LastIndex(low, "@"); i >= 0 && i < len(low)-1 {
@@ -329,15 +402,6 @@ func parseRecord(item json.RawMessage, st Stream) (record, error) {
 		n.txRef = &r.key
 	}
 	return r, nil
-}
-
-// field reads obj.name.sub, for a nested reference.
-func field(m map[string]json.RawMessage, name, sub string) json.RawMessage {
-	var inner map[string]json.RawMessage
-	if json.Unmarshal(m[name], &inner) != nil {
-		return nil
-	}
-	return inner[sub]
 }
 
 // text reads a string (or a number, as text); nil when absent, null or empty.
@@ -393,21 +457,27 @@ func millis(v json.RawMessage) int64 {
 	return 0
 }
 
-// upsertPage stores a page's records, noting status changes, and returns
-// how many were new and changed, the newest created_at and the last key.
-func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st Stream, items []json.RawMessage, seen int64) (created, changed int, newest int64, last string, err error) {
-	recs := make([]record, 0, len(items))
+// parsePage reads a page's items, and returns the newest created_at and
+// the last key (the next page's cursor).
+func parsePage(items []json.RawMessage, st Stream) (recs []record, newest int64, last string, err error) {
+	recs = make([]record, 0, len(items))
 	for _, it := range items {
 		r, err := parseRecord(it, st)
 		if err != nil {
-			return 0, 0, 0, "", fmt.Errorf("%s: %w", st.Name, err)
+			return nil, 0, "", fmt.Errorf("%s: %w", st.Name, err)
 		}
 		recs = append(recs, r)
 		newest = max(newest, r.createdAt)
 		last = r.key
 	}
+	return recs, newest, last, nil
+}
+
+// upsertPage stores a page's records, noting status changes, and returns
+// how many were new and changed.
+func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st Stream, recs []record, seen int64) (created, changed int, err error) {
 	if len(recs) == 0 {
-		return 0, 0, 0, "", nil
+		return 0, 0, nil
 	}
 	type stored struct {
 		id     int64
@@ -422,55 +492,44 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 	rows, err := tx.Query(ctx, "SELECT id, key, raw, status FROM hub_records WHERE connection_id = ? AND stream = ? AND key IN ("+
 		strings.TrimSuffix(strings.Repeat("?, ", len(recs)), ", ")+")", args...)
 	if err != nil {
-		return 0, 0, 0, "", fmt.Errorf("read stored %s: %w", st.Name, err)
+		return 0, 0, fmt.Errorf("read stored %s: %w", st.Name, err)
 	}
 	for rows.Next() {
 		var k string
 		var sr stored
 		if err := rows.Scan(&sr.id, &k, &sr.raw, &sr.status); err != nil {
 			rows.Close()
-			return 0, 0, 0, "", fmt.Errorf("scan stored %s: %w", st.Name, err)
+			return 0, 0, fmt.Errorf("scan stored %s: %w", st.Name, err)
 		}
 		have[k] = sr
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, 0, 0, "", fmt.Errorf("read stored %s: %w", st.Name, err)
+		return 0, 0, fmt.Errorf("read stored %s: %w", st.Name, err)
 	}
 	now := s.now()
 	var unchanged []any
+	var fresh []record
+	var changes []any // record id, from, to, at; four a change
 	for _, r := range recs {
 		old, ok := have[r.key]
 		switch {
 		case !ok:
-			var id int64
-			args := append([]any{connID, st.Name, r.key, r.raw, r.status, r.createdAt, r.updatedAt, now, seen}, r.norm.args()...)
-			if err := tx.QueryRow(ctx, `INSERT INTO hub_records (connection_id, stream, key, raw, status, source_created_at, source_updated_at,
-				synced_at, seen_at, `+normCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-				args...).Scan(&id); err != nil {
-				return 0, 0, 0, "", fmt.Errorf("insert %s %s: %w", st.Name, r.key, err)
-			}
-			if r.status != nil {
-				if _, err := tx.Exec(ctx, "INSERT INTO hub_record_changes (record_id, from_value, to_value, at) VALUES (?, NULL, ?, ?)",
-					id, *r.status, now); err != nil {
-					return 0, 0, 0, "", fmt.Errorf("record %s status: %w", st.Name, err)
-				}
-			}
-			have[r.key] = stored{id: id, raw: r.raw, status: r.status} // a key twice in a page is one record
+			fresh = append(fresh, r)
+			have[r.key] = stored{id: -1, raw: r.raw, status: r.status} // a key twice in a page is one record
 			created++
+		case old.id == -1:
+			// Repeated within the page: the first one stands.
 		case old.raw != r.raw:
 			args := append([]any{r.raw, r.status, r.createdAt, r.updatedAt, now, seen}, r.norm.args()...)
 			if _, err := tx.Exec(ctx, `UPDATE hub_records SET raw = ?, status = ?, source_created_at = ?, source_updated_at = ?, synced_at = ?,
 				seen_at = ?, deleted_at = NULL, amount = ?, currency = ?, amount_usd = ?, company_key = ?, company_name = ?, partnership_ref = ?,
 				customer_ref = ?, transaction_ref = ?, email = ?, domain = ?, reason = ?, archived = ?, test = ? WHERE id = ?`,
 				append(args, old.id)...); err != nil {
-				return 0, 0, 0, "", fmt.Errorf("update %s %s: %w", st.Name, r.key, err)
+				return 0, 0, fmt.Errorf("update %s %s: %w", st.Name, r.key, err)
 			}
 			if deref(old.status) != deref(r.status) {
-				if _, err := tx.Exec(ctx, "INSERT INTO hub_record_changes (record_id, from_value, to_value, at) VALUES (?, ?, ?, ?)",
-					old.id, old.status, r.status, now); err != nil {
-					return 0, 0, 0, "", fmt.Errorf("record %s status: %w", st.Name, err)
-				}
+				changes = append(changes, old.id, old.status, r.status, now)
 			}
 			have[r.key] = stored{id: old.id, raw: r.raw, status: r.status}
 			changed++
@@ -478,13 +537,53 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 			unchanged = append(unchanged, old.id)
 		}
 	}
+	if len(fresh) > 0 {
+		// One statement for the page's new records; their ids come back
+		// for the status history.
+		const cols = 22
+		args := make([]any, 0, cols*len(fresh))
+		for _, r := range fresh {
+			args = append(append(args, connID, st.Name, r.key, r.raw, r.status, r.createdAt, r.updatedAt, now, seen), r.norm.args()...)
+		}
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+		rows, err := tx.Query(ctx, `INSERT INTO hub_records (connection_id, stream, key, raw, status, source_created_at, source_updated_at,
+			synced_at, seen_at, `+normCols+`) VALUES `+strings.TrimSuffix(strings.Repeat(row+", ", len(fresh)), ", ")+` RETURNING id, key`, args...)
+		if err != nil {
+			return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
+		}
+		ids := map[string]int64{}
+		for rows.Next() {
+			var id int64
+			var k string
+			if err := rows.Scan(&id, &k); err != nil {
+				rows.Close()
+				return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
+			}
+			ids[k] = id
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
+		}
+		for _, r := range fresh {
+			if r.status != nil {
+				changes = append(changes, ids[r.key], nil, *r.status, now)
+			}
+		}
+	}
+	if len(changes) > 0 {
+		if _, err := tx.Exec(ctx, "INSERT INTO hub_record_changes (record_id, from_value, to_value, at) VALUES "+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(changes)/4), ", "), changes...); err != nil {
+			return 0, 0, fmt.Errorf("record %s status changes: %w", st.Name, err)
+		}
+	}
 	if len(unchanged) > 0 {
 		if _, err := tx.Exec(ctx, "UPDATE hub_records SET seen_at = ?, deleted_at = NULL WHERE id IN ("+
 			strings.TrimSuffix(strings.Repeat("?, ", len(unchanged)), ", ")+")", append([]any{seen}, unchanged...)...); err != nil {
-			return 0, 0, 0, "", fmt.Errorf("mark %s seen: %w", st.Name, err)
+			return 0, 0, fmt.Errorf("mark %s seen: %w", st.Name, err)
 		}
 	}
-	return created, changed, newest, last, nil
+	return created, changed, nil
 }
 
 func deref(s *string) string {
