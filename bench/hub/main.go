@@ -12,6 +12,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -74,13 +76,22 @@ func run(f loadgen.Flags, n int) error {
 	} else if err := loadgen.ResetDB(ctx, b.Dir, hubDB); err != nil {
 		return err
 	}
-	if out, err := exec.Command(b.Bin, "hub", "connect", "--db", hubDB, "--workspace", "Bench", "--name", "Program",
-		"--token", token, "--base-url", src.Base+"/api/v2").CombinedOutput(); err != nil {
-		return fmt.Errorf("hub connect: %v: %s", err, out)
-	}
 	// The politeness limits (10 requests a second by default) would make
 	// this a measure of the limiter; they are raised for the comparison.
-	env := append(os.Environ(), "PARTNERD_HUB_RATE=10000", "PARTNERD_HUB_GLOBAL_RATE=10000")
+	// PostgreSQL has no key file beside it: the token is sealed with a key
+	// of the run's.
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "PARTNERD_HUB_RATE=10000", "PARTNERD_HUB_GLOBAL_RATE=10000",
+		"PARTNERD_SECRET_KEY="+base64.StdEncoding.EncodeToString(key))
+	connect := exec.Command(b.Bin, "hub", "connect", "--db", hubDB, "--workspace", "Bench", "--name", "Program",
+		"--token", token, "--base-url", src.Base+"/api/v2")
+	connect.Env = env
+	if out, err := connect.CombinedOutput(); err != nil {
+		return fmt.Errorf("hub connect: %v: %s", err, out)
+	}
 	start := time.Now()
 	cmd := exec.Command(b.Bin, "hub", "sync", "--db", hubDB)
 	cmd.Env = env

@@ -24,7 +24,10 @@ func hubCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(args) > 0 && args[0] == "report" {
 		return hubReport(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprint(stderr, "usage: partnerd hub connect|sync|report [flags]\n")
+	if len(args) > 0 && args[0] == "token" {
+		return hubToken(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprint(stderr, "usage: partnerd hub connect|sync|report|token [flags]\n")
 	return errors.New("unknown hub command")
 }
 
@@ -169,3 +172,23 @@ func hubReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // amt prints an amount in minor units as a decimal in its currency's
 // exponent (JPY has none, KWD three).
 func amt(v int64, currency string) string { return money.FormatPlain(v, currency) }
+
+func hubToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, db := newFlags("hub token --workspace W",
+		"Makes an API token for a workspace (created on first use): Bearer for /api/hub/…. It is shown once and stored as a hash.", stderr)
+	ws := fs.String("workspace", "", "the workspace: its key or name (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	a, err := openQuiet(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	tok, err := a.Hub.CreateToken(ctx, *ws)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

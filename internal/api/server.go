@@ -21,6 +21,7 @@ import (
 	apispec "github.com/partnerd/partnerd/api"
 	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/hub"
 	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/pipeline"
@@ -38,6 +39,7 @@ type Server struct {
 	billing  *billing.Service
 	importer *importer.Service
 	pipeline *pipeline.Service
+	hub      *hub.Service
 	js       tracking.Snippet
 	ready    func(context.Context) error
 	log      *slog.Logger
@@ -193,6 +195,14 @@ func (s *Server) routes() {
 	m.Handle("GET /api/v2/imports/{key}", vendor(s.getImport))
 	m.Handle("GET /api/v2/imports/{key}/report", vendor(s.importReport))
 	m.Handle("GET /api/v2/exports/{type}", vendor(s.exportType))
+
+	// The partner hub: a workspace's token.
+	m.Handle("GET /api/hub/connections", s.hubOnly(s.listHubConnections))
+	m.Handle("POST /api/hub/connections", s.hubOnly(s.createHubConnection))
+	m.Handle("GET /api/hub/connections/{key}", s.hubOnly(s.getHubConnection))
+	m.Handle("POST /api/hub/connections/{key}/sync", s.hubOnly(s.syncHubConnection))
+	m.Handle("GET /api/hub/connections/{key}/streams", s.hubOnly(s.hubConnectionStreams))
+	m.Handle("GET /api/hub/report", s.hubOnly(s.hubReport))
 
 	m.HandleFunc("/", s.fallback)
 }

@@ -171,6 +171,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	srv.UseBilling(bill)
 	srv.UseImporter(imp)
 	srv.UsePipeline(pipe)
+	srv.UseHub(hb)
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

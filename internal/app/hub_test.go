@@ -3,6 +3,8 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -203,3 +205,112 @@ func TestHubReport(t *testing.T) {
 		}
 	})
 }
+
+// A vendor syncing its own program with its key pair also reads groups,
+// leads and deals.
+func TestHubSyncsWithVendorKeys(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.partnership("ann@agency.io", "ann")
+		e.customer("c1", "c1@client.com", "ann")
+		e.must("POST", "/api/v2/groups", e.prod, map[string]any{"name": "Gold"})
+		e.must("POST", "/api/v2/leads", e.prod, map[string]any{"partner_key": "ann", "external_key": "l@x.com"})
+		e.must("POST", "/api/v2/deals", e.prod, map[string]any{"partner_key": "ann", "stage": "closed won", "amount": 5000})
+		agency := start(t, freshDSN(t, e))
+		c, err := agency.app.Hub.Connect(ctx, hub.ConnectInput{Workspace: "Acme itself", Name: "Acme", BaseURL: e.base + "/api/v2",
+			PublicKey: e.company.Production.PublicKey, SecretKey: e.company.Production.SecretKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := agency.app.Hub.Sync(ctx, c.Key, nil); err != nil {
+			t.Fatal(err)
+		}
+		for stream, path := range map[string]string{"groups": "/api/v2/groups", "leads": "/api/v2/leads", "deals": "/api/v2/deals",
+			"partnerships": "/api/v2/partnerships?include_archived=true", "customers": "/api/v2/customers?include_archived=true"} {
+			if got, want := agency.hubCount(stream), e.count(path, e.prod); got != want || want == 0 {
+				t.Errorf("%s: the hub holds %d, the program has %d", stream, got, want)
+			}
+		}
+		var stage string
+		if err := agency.app.DB.QueryRow(ctx, "SELECT status FROM hub_records WHERE stream = 'deals'").Scan(&stage); err != nil || stage != "closed won" {
+			t.Fatalf("the deal's stage: %q %v", stage, err)
+		}
+		if _, err := agency.app.Hub.Connect(ctx, hub.ConnectInput{Workspace: "x", Name: "y", BaseURL: e.base + "/api/v2", Token: "t",
+			PublicKey: "pk"}); err == nil || !strings.Contains(err.Error(), "either a partner 'token'") {
+			t.Fatalf("a token and a key pair at once: %v", err)
+		}
+	})
+}
+
+// The hub's API: a workspace token sees and manages its own connections.
+func TestHubAPI(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.must("POST", "/api/v2/offers", e.prod, map[string]any{"name": "Share", "trigger": "transaction", "type": "percent", "rate": "10"})
+		e.partnership("ann@agency.io", "ann")
+		e.customer("c1", "c1@client.com", "ann")
+		e.txn("c1", 10000, "USD", nil)
+		ptok := strings.TrimPrefix(e.partnerAuth("ann").header, "Bearer ")
+
+		agency := start(t, freshDSN(t, e))
+		tok, err := agency.app.Hub.CreateToken(ctx, "Northwind")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hubAuth, otherAuth := bearer(tok), auth{}
+		other, err := agency.app.Hub.CreateToken(ctx, "Rival agency")
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherAuth = bearer(other)
+		agency.fails(401, "workspace token", "GET", "/api/hub/connections", auth{}, nil)
+		agency.fails(401, "workspace token", "GET", "/api/hub/connections", agency.prod, nil)
+		agency.fails(401, "not valid", "GET", "/api/hub/connections", bearer("hubk_nope"), nil)
+		agency.fails(400, "'name' is a required property", "POST", "/api/hub/connections", hubAuth, map[string]any{"token": ptok})
+		agency.fails(400, "either a partner 'token'", "POST", "/api/hub/connections", hubAuth, map[string]any{"name": "Acme"})
+		agency.fails(400, "refused the credentials", "POST", "/api/hub/connections", hubAuth,
+			map[string]any{"name": "Acme", "token": "ptok_wrong", "base_url": e.base + "/api/v2"})
+		c := agency.must("POST", "/api/hub/connections", hubAuth, map[string]any{"name": "Acme", "token": ptok, "base_url": e.base + "/api/v2"}).data()
+		if c["status"] != "active" || c["auth"] != "bearer" || strings.Contains(string(agency.do("GET", "/api/hub/connections", hubAuth, nil).raw), ptok) {
+			t.Fatalf("connection: %v", c)
+		}
+		key := c["key"].(string)
+		if n := agency.count("/api/hub/connections", hubAuth); n != 1 {
+			t.Fatalf("connections: %d", n)
+		}
+		if n := agency.count("/api/hub/connections", otherAuth); n != 0 {
+			t.Fatalf("another workspace sees %d connections", n)
+		}
+		agency.fails(404, "not found", "GET", "/api/hub/connections/"+key, otherAuth, nil)
+		agency.fails(404, "not found", "POST", "/api/hub/connections/"+key+"/sync", otherAuth, nil)
+
+		queued := agency.do("POST", "/api/hub/connections/"+key+"/sync", hubAuth, nil)
+		if queued.status != 202 || num(queued.data()["next_sync_at"]) != 0 {
+			t.Fatalf("sync soon: %d %s", queued.status, queued.raw)
+		}
+		if n, err := agency.app.Hub.RunDue(ctx, slogDiscard()); err != nil || n != 1 {
+			t.Fatalf("the queued sync did not run: %d %v", n, err)
+		}
+		streams := map[string]map[string]any{}
+		for _, it := range agency.must("GET", "/api/hub/connections/"+key+"/streams", hubAuth, nil).items() {
+			streams[it["stream"].(string)] = it
+		}
+		if num(streams["customers"]["records"]) != 1 || num(streams["rewards"]["records"]) != 1 || streams["rewards"]["in_flight"] != false {
+			t.Fatalf("streams: %v", streams)
+		}
+		rep := agency.must("GET", "/api/hub/report", hubAuth, nil).data()
+		progs := rep["programs"].([]any)
+		if len(progs) != 1 || progs[0].(map[string]any)["program"] != "Acme" {
+			t.Fatalf("report: %v", rep)
+		}
+		money := progs[0].(map[string]any)["money"].([]any)[0].(map[string]any)
+		if num(money["revenue"]) != 10000 || num(money["earned"]) != 1000 {
+			t.Fatalf("report money: %v", money)
+		}
+		if other := agency.must("GET", "/api/hub/report", otherAuth, nil).data(); len(other["programs"].([]any)) != 0 {
+			t.Fatalf("another workspace's report: %v", other)
+		}
+	})
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

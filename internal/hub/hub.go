@@ -258,7 +258,8 @@ func (s *Service) client(c Connection) (*Client, error) {
 	return NewClient(c.BaseURL, authHeader(c.AuthKind, plain), s.cfg.Limits, s.global, s.cfg.Transport), nil
 }
 
-// Connections lists a workspace's connections (every one with ws empty).
+// Connections lists a workspace's connections (every one with ws empty):
+// ws is a key or a name.
 func (s *Service) Connections(ctx context.Context, ws string) ([]Connection, error) {
 	query, args := "SELECT "+connCols+" FROM hub_connections ORDER BY id", []any{}
 	if ws != "" {
@@ -284,4 +285,89 @@ func (s *Service) Connections(ctx context.Context, ws string) ([]Connection, err
 // ConnectionByKey finds a connection.
 func (s *Service) ConnectionByKey(ctx context.Context, key string) (Connection, error) {
 	return store.One(ctx, s.db, "connection", scanConn, "SELECT "+connCols+" FROM hub_connections WHERE key = ?", key)
+}
+
+// CreateToken makes a new API token for a workspace (created if it does
+// not exist). It is returned once and stored only as a hash.
+func (s *Service) CreateToken(ctx context.Context, workspace string) (string, error) {
+	w, err := s.EnsureWorkspace(ctx, workspace)
+	if err != nil {
+		return "", err
+	}
+	token := secret.Token("hubk")
+	if _, err := s.db.Exec(ctx, "INSERT INTO hub_tokens (workspace_id, token_hash, created_at) VALUES (?, ?, ?)",
+		w.ID, secret.Hash(token), s.now()); err != nil {
+		return "", fmt.Errorf("store hub token: %w", err)
+	}
+	return token, nil
+}
+
+// IsToken tells whether a Bearer credential is a hub workspace token.
+func IsToken(token string) bool { return strings.HasPrefix(token, "hubk_") }
+
+// Authenticate returns the workspace a token belongs to.
+func (s *Service) Authenticate(ctx context.Context, token string) (Workspace, error) {
+	var w Workspace
+	err := s.db.QueryRow(ctx, `SELECT w.id, w.key, w.name, w.created_at FROM hub_tokens t JOIN hub_workspaces w ON w.id = t.workspace_id
+		WHERE t.token_hash = ?`, secret.Hash(token)).Scan(&w.ID, &w.Key, &w.Name, &w.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, errs.E(errs.Unauthorized, "Unauthorized: the hub token is not valid")
+	}
+	if err != nil {
+		return w, fmt.Errorf("authenticate hub token: %w", err)
+	}
+	return w, nil
+}
+
+// WorkspaceConnection finds a connection of one workspace.
+func (s *Service) WorkspaceConnection(ctx context.Context, w Workspace, key string) (Connection, error) {
+	return store.One(ctx, s.db, "connection", scanConn, "SELECT "+connCols+" FROM hub_connections WHERE workspace_id = ? AND key = ?", w.ID, key)
+}
+
+// SyncSoon makes a connection due now: the schedule runs it within a
+// minute, on whichever node gets it first.
+func (s *Service) SyncSoon(ctx context.Context, w Workspace, key string) (Connection, error) {
+	c, err := s.WorkspaceConnection(ctx, w, key)
+	if err != nil {
+		return c, err
+	}
+	if c.Status == StatusInvalid {
+		return c, errs.E(errs.Conflict, "connection %s is invalid (%s): connect it again with new credentials", c.Key, deref(c.StatusReason))
+	}
+	if _, err := s.db.Exec(ctx, "UPDATE hub_connections SET next_sync_at = 0 WHERE id = ?", c.ID); err != nil {
+		return c, fmt.Errorf("schedule connection: %w", err)
+	}
+	return s.WorkspaceConnection(ctx, w, key)
+}
+
+// StreamState is how far one stream of a connection has synced.
+type StreamState struct {
+	Stream        string
+	Records       int
+	Deleted       int
+	HighWater     int64
+	InFlight      bool
+	LastSweepAt   int64
+	LastSuccessAt *int64
+}
+
+// Streams reports each stream of a connection.
+func (s *Service) Streams(ctx context.Context, c Connection) ([]StreamState, error) {
+	rows, err := s.db.Query(ctx, `SELECT st.stream, st.high_water, st.run_min IS NOT NULL, st.last_sweep_at, st.last_success_at,
+		(SELECT COUNT(*) FROM hub_records r WHERE r.connection_id = st.connection_id AND r.stream = st.stream AND r.deleted_at IS NULL),
+		(SELECT COUNT(*) FROM hub_records r WHERE r.connection_id = st.connection_id AND r.stream = st.stream AND r.deleted_at IS NOT NULL)
+		FROM hub_streams st WHERE st.connection_id = ? ORDER BY st.stream`, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read streams: %w", err)
+	}
+	defer rows.Close()
+	var out []StreamState
+	for rows.Next() {
+		var st StreamState
+		if err := rows.Scan(&st.Stream, &st.HighWater, &st.InFlight, &st.LastSweepAt, &st.LastSuccessAt, &st.Records, &st.Deleted); err != nil {
+			return nil, fmt.Errorf("scan stream: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
 }

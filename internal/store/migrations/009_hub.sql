@@ -94,3 +94,10 @@ CREATE TABLE hub_record_changes (
   at BIGINT NOT NULL
 );
 CREATE INDEX hub_record_changes_record ON hub_record_changes(record_id, id);
+
+-- A workspace's API tokens (Bearer hubk_…), stored only as SHA-256 hashes.
+CREATE TABLE hub_tokens (
+  workspace_id BIGINT NOT NULL REFERENCES hub_workspaces(id),
+  token_hash TEXT NOT NULL UNIQUE,
+  created_at BIGINT NOT NULL
+);
