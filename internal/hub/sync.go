@@ -217,7 +217,7 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 			next = fetch(&last)
 		}
 		err = s.db.Tx(ctx, func(tx *store.Tx) error {
-			created, changed, err := s.upsertPage(ctx, tx, c.ID, st, recs, *state.runStartedAt)
+			created, changed, err := s.upsertPage(ctx, tx, c.ID, st, recs, *state.runStartedAt, state.runSweep)
 			if err != nil {
 				return err
 			}
@@ -475,29 +475,33 @@ func parsePage(items []json.RawMessage, st Stream) (recs []record, newest int64,
 
 // upsertPage stores a page's records, noting status changes, and returns
 // how many were new and changed.
-func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st Stream, recs []record, seen int64) (created, changed int, err error) {
+// Unchanged records are marked seen only in a sweep, the one run that
+// reads seen_at; other runs write nothing for them.
+func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st Stream, recs []record, seen int64, sweep bool) (created, changed int, err error) {
 	if len(recs) == 0 {
 		return 0, 0, nil
 	}
 	type stored struct {
-		id     int64
-		raw    string
-		status *string
+		id      int64
+		raw     string
+		status  *string
+		deleted bool
 	}
 	have := map[string]stored{}
-	args := []any{connID, st.Name}
-	for _, r := range recs {
-		args = append(args, r.key)
+	keys := make([]string, len(recs))
+	for i, r := range recs {
+		keys[i] = r.key
 	}
-	rows, err := tx.Query(ctx, "SELECT id, key, raw, status FROM hub_records WHERE connection_id = ? AND stream = ? AND key IN ("+
-		strings.TrimSuffix(strings.Repeat("?, ", len(recs)), ", ")+")", args...)
+	query, args := inList(tx, "SELECT id, key, raw, status, deleted_at IS NOT NULL FROM hub_records WHERE connection_id = ? AND stream = ? AND key",
+		"text", []any{connID, st.Name}, keys)
+	rows, err := tx.Query(ctx, query, args...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read stored %s: %w", st.Name, err)
 	}
 	for rows.Next() {
 		var k string
 		var sr stored
-		if err := rows.Scan(&sr.id, &k, &sr.raw, &sr.status); err != nil {
+		if err := rows.Scan(&sr.id, &k, &sr.raw, &sr.status, &sr.deleted); err != nil {
 			rows.Close()
 			return 0, 0, fmt.Errorf("scan stored %s: %w", st.Name, err)
 		}
@@ -508,7 +512,7 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 		return 0, 0, fmt.Errorf("read stored %s: %w", st.Name, err)
 	}
 	now := s.now()
-	var unchanged []any
+	var unchanged []int64
 	var fresh []record
 	var changes []any // record id, from, to, at; four a change
 	for _, r := range recs {
@@ -534,35 +538,14 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 			have[r.key] = stored{id: old.id, raw: r.raw, status: r.status}
 			changed++
 		default:
-			unchanged = append(unchanged, old.id)
+			if sweep || old.deleted {
+				unchanged = append(unchanged, old.id) // seen, and back if it had vanished
+			}
 		}
 	}
 	if len(fresh) > 0 {
-		// One statement for the page's new records; their ids come back
-		// for the status history.
-		const cols = 22
-		args := make([]any, 0, cols*len(fresh))
-		for _, r := range fresh {
-			args = append(append(args, connID, st.Name, r.key, r.raw, r.status, r.createdAt, r.updatedAt, now, seen), r.norm.args()...)
-		}
-		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-		rows, err := tx.Query(ctx, `INSERT INTO hub_records (connection_id, stream, key, raw, status, source_created_at, source_updated_at,
-			synced_at, seen_at, `+normCols+`) VALUES `+strings.TrimSuffix(strings.Repeat(row+", ", len(fresh)), ", ")+` RETURNING id, key`, args...)
+		ids, err := insertFresh(ctx, tx, connID, st.Name, fresh, now, seen)
 		if err != nil {
-			return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
-		}
-		ids := map[string]int64{}
-		for rows.Next() {
-			var id int64
-			var k string
-			if err := rows.Scan(&id, &k); err != nil {
-				rows.Close()
-				return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
-			}
-			ids[k] = id
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
 		}
 		for _, r := range fresh {
@@ -578,8 +561,8 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 		}
 	}
 	if len(unchanged) > 0 {
-		if _, err := tx.Exec(ctx, "UPDATE hub_records SET seen_at = ?, deleted_at = NULL WHERE id IN ("+
-			strings.TrimSuffix(strings.Repeat("?, ", len(unchanged)), ", ")+")", append([]any{seen}, unchanged...)...); err != nil {
+		query, args := inList(tx, "UPDATE hub_records SET seen_at = ?, deleted_at = NULL WHERE id", "bigint", []any{seen}, unchanged)
+		if _, err := tx.Exec(ctx, query, args...); err != nil {
 			return 0, 0, fmt.Errorf("mark %s seen: %w", st.Name, err)
 		}
 	}
@@ -591,4 +574,69 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// insertFresh writes a page's new records in one statement and returns
+// their ids by key: arrays unnested on PostgreSQL (one parameter a column,
+// where a VALUES list costs PostgreSQL far more to parse and plan), a
+// multi-row VALUES on SQLite.
+func insertFresh(ctx context.Context, tx *store.Tx, connID int64, stream string, fresh []record, now, seen int64) (map[string]int64, error) {
+	const head = `INSERT INTO hub_records (connection_id, stream, synced_at, seen_at, key, raw, status, source_created_at, source_updated_at, ` + normCols + `) `
+	var rows *sql.Rows
+	var err error
+	if tx.Dialect() == store.Postgres {
+		n := len(fresh)
+		keys, raws, emails, domains := make([]string, n), make([]string, n), make([]*string, n), make([]*string, n)
+		statuses, currencies, companyKeys, companyNames := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		partnerships, customers, txs, reasons := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		created, updated := make([]int64, n), make([]int64, n)
+		amounts, usds := make([]*int64, n), make([]*int64, n)
+		archived, test := make([]int32, n), make([]int32, n)
+		for i, r := range fresh {
+			keys[i], raws[i], statuses[i], created[i], updated[i] = r.key, r.raw, r.status, r.createdAt, r.updatedAt
+			m := r.norm
+			amounts[i], currencies[i], usds[i], companyKeys[i], companyNames[i] = m.amount, m.currency, m.amountUSD, m.companyKey, m.companyName
+			partnerships[i], customers[i], txs[i], emails[i], domains[i], reasons[i] = m.partnershipRef, m.customerRef, m.txRef, m.email, m.domain, m.reason
+			archived[i], test[i] = int32(store.Bool(m.archived)), int32(store.Bool(m.test))
+		}
+		rows, err = tx.Query(ctx, head+`SELECT ?::bigint, ?::text, ?::bigint, ?::bigint, u.* FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[],
+			?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+			?::integer[], ?::integer[]) AS u RETURNING id, key`, connID, stream, now, seen, keys, raws, statuses, created, updated, amounts,
+			currencies, usds, companyKeys, companyNames, partnerships, customers, txs, emails, domains, reasons, archived, test)
+	} else {
+		const cols = 22
+		args := make([]any, 0, cols*len(fresh))
+		for _, r := range fresh {
+			args = append(append(args, connID, stream, now, seen, r.key, r.raw, r.status, r.createdAt, r.updatedAt), r.norm.args()...)
+		}
+		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+		rows, err = tx.Query(ctx, head+"VALUES "+strings.TrimSuffix(strings.Repeat(row+", ", len(fresh)), ", ")+" RETURNING id, key", args...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make(map[string]int64, len(fresh))
+	for rows.Next() {
+		var id int64
+		var k string
+		if err := rows.Scan(&id, &k); err != nil {
+			return nil, err
+		}
+		ids[k] = id
+	}
+	return ids, rows.Err()
+}
+
+// inList completes "... WHERE col" with a match against a list: one array
+// parameter on PostgreSQL (planned once, however long the list), an IN
+// list on SQLite.
+func inList[T any](tx *store.Tx, prefix, pgType string, args []any, list []T) (string, []any) {
+	if tx.Dialect() == store.Postgres {
+		return prefix + " = ANY(?::" + pgType + "[])", append(args, list)
+	}
+	for _, v := range list {
+		args = append(args, v)
+	}
+	return prefix + " IN (" + strings.TrimSuffix(strings.Repeat("?, ", len(list)), ", ") + ")", args
 }

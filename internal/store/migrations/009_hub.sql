@@ -79,8 +79,10 @@ CREATE TABLE hub_records (
   seen_at BIGINT NOT NULL,
   deleted_at BIGINT
 );
+-- seen_at has no index of its own: a sweep (weekly) reads the stream's
+-- rows through hub_records_key, and an unindexed seen_at lets PostgreSQL
+-- update it in place (a HOT update) instead of in every index.
 CREATE UNIQUE INDEX hub_records_key ON hub_records(connection_id, stream, key);
-CREATE INDEX hub_records_seen ON hub_records(connection_id, stream, seen_at);
 CREATE INDEX hub_records_customer ON hub_records(connection_id, customer_ref);
 CREATE INDEX hub_records_transaction ON hub_records(connection_id, transaction_ref);
 
