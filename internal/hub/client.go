@@ -20,6 +20,11 @@ import (
 // connection's credentials (401 or 403): retrying cannot help.
 var ErrInvalidCredentials = errors.New("hub: the source refused the credentials")
 
+// ErrRefused is matched (errors.Is) when the source refused a request as
+// malformed (400, 404, 422): trying the same request again cannot help,
+// though another (without a cursor that vanished, say) may.
+var ErrRefused = errors.New("hub: the source refused the request")
+
 // errReadOnly is what the transport answers a request that is not a GET.
 var errReadOnly = errors.New("hub: the client is read-only and sends GET requests only")
 
@@ -185,7 +190,7 @@ func (c *Client) once(ctx context.Context, u string) (body []byte, retry bool, e
 		}
 		return nil, true, err
 	}
-	return nil, false, fmt.Errorf("GET %s answered %d: %s", req.URL.Path, resp.StatusCode, message(body))
+	return nil, false, fmt.Errorf("%w: GET %s answered %d: %s", ErrRefused, req.URL.Path, resp.StatusCode, message(body))
 }
 
 // backoff is how long to wait before try number attempt (1-based): the

@@ -199,11 +199,25 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 		}()
 		return ch
 	}
+	restarted := false
 	next := fetch(state.runCursor)
 	for next != nil {
 		f := <-next
 		next = nil
 		res.Requests = int(requests.Load())
+		if errors.Is(f.err, ErrRefused) && state.runCursor != nil && !restarted {
+			// The record the cursor names may have vanished at the source
+			// (PartnerStack answers 400 for an unknown starting_after): the
+			// run starts over from its min_created. What it stored stays,
+			// and storing it again changes nothing.
+			restarted = true
+			state.runCursor = nil
+			if _, err := s.db.Exec(ctx, "UPDATE hub_streams SET run_cursor = NULL WHERE connection_id = ? AND stream = ?", c.ID, st.Name); err != nil {
+				return res, fmt.Errorf("restart %s run: %w", st.Name, err)
+			}
+			next = fetch(nil)
+			continue
+		}
 		if f.err != nil {
 			return res, f.err
 		}

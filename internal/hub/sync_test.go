@@ -400,3 +400,49 @@ func TestScheduledSyncsRunOnceEach(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// A run cut mid-stream whose cursor record then vanishes at the source
+// (which answers 400 for an unknown starting_after) starts that run over
+// instead of failing forever.
+func TestResumeAfterTheCursorVanished(t *testing.T) {
+	for _, eng := range storetest.Engines(t) {
+		t.Run(eng.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := fakeProgram(t)
+			db := eng.Open(t)
+			s := testService(t, db, DefaultConfig)
+			c, err := s.Connect(ctx, ConnectInput{Workspace: "A", Name: "PS", BaseURL: f.url, Token: "good-token"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cctx, cancel := context.WithCancel(ctx)
+			_, err = s.Sync(cctx, c.Key, func(stream string, pages, _ int) {
+				if stream == "customers" && pages == 1 {
+					cancel()
+				}
+			})
+			cancel()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("the cut: %v", err)
+			}
+			var cursor string
+			if err := db.QueryRow(ctx, "SELECT run_cursor FROM hub_streams WHERE stream = 'customers'").Scan(&cursor); err != nil {
+				t.Fatal(err)
+			}
+			f.mu.Lock()
+			for i, rec := range f.records["customers"] {
+				if rec["key"] == cursor {
+					f.records["customers"] = append(f.records["customers"][:i], f.records["customers"][i+1:]...)
+					break
+				}
+			}
+			f.mu.Unlock()
+			if _, err := s.Sync(ctx, c.Key, nil); err != nil {
+				t.Fatalf("the resumed sync: %v", err)
+			}
+			if n := count(t, db, "SELECT COUNT(*) FROM hub_records WHERE stream = 'customers'"); n != 610 {
+				t.Fatalf("customers stored: %d", n)
+			}
+		})
+	}
+}
