@@ -207,3 +207,65 @@ func (s *Server) hubReport(w http.ResponseWriter, r *http.Request) error {
 	writeData(w, out, "Report")
 	return nil
 }
+
+type contactJSON struct {
+	Email       string `json:"email"`
+	Name        string `json:"name"`
+	Program     string `json:"program"`
+	CustomerKey string `json:"customer_key"`
+	CreatedAt   int64  `json:"created_at"`
+}
+
+type accountJSON struct {
+	Name            string        `json:"name"`
+	Domain          string        `json:"domain"`
+	Programs        []string      `json:"programs"`
+	Contacts        []contactJSON `json:"contacts"`
+	FirstReferredAt int64         `json:"first_referred_at"`
+}
+
+func (s *Server) hubAccounts(w http.ResponseWriter, r *http.Request) error {
+	accts, err := s.hub.Accounts(r.Context(), workspaceOf(r).Key)
+	if err != nil {
+		return err
+	}
+	items := renderAll(accts, func(a hub.Account) accountJSON {
+		return accountJSON{Name: a.Name, Domain: a.Domain, Programs: a.Programs, FirstReferredAt: a.FirstReferredAt,
+			Contacts: renderAll(a.Contacts, func(c hub.Contact) contactJSON { return contactJSON(c) })}
+	})
+	writeData(w, list{Items: items, Total: len(items)}, "Accounts retrieved")
+	return nil
+}
+
+type stageChangeJSON struct {
+	From *string `json:"from"`
+	To   string  `json:"to"`
+	At   int64   `json:"at"`
+}
+
+type hubDealJSON struct {
+	Program     string            `json:"program"`
+	Key         string            `json:"key"`
+	Origin      string            `json:"origin"`
+	Name        string            `json:"name"`
+	Stage       string            `json:"stage"`
+	Amount      int64             `json:"amount"`
+	Currency    string            `json:"currency"`
+	FirstPaidAt *int64            `json:"first_paid_at"`
+	LastPaidAt  *int64            `json:"last_paid_at"`
+	History     []stageChangeJSON `json:"history"`
+}
+
+func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request) error {
+	deals, err := s.hub.Deals(r.Context(), workspaceOf(r).Key)
+	if err != nil {
+		return err
+	}
+	items := renderAll(deals, func(d hub.Deal) hubDealJSON {
+		return hubDealJSON{Program: d.Program, Key: d.Key, Origin: d.Origin, Name: d.Name, Stage: d.Stage, Amount: d.Amount,
+			Currency: d.Currency, FirstPaidAt: d.FirstPaidAt, LastPaidAt: d.LastPaidAt,
+			History: renderAll(d.History, func(c hub.StageChange) stageChangeJSON { return stageChangeJSON(c) })}
+	})
+	writeData(w, list{Items: items, Total: len(items)}, "Deals retrieved")
+	return nil
+}

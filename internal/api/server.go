@@ -203,6 +203,8 @@ func (s *Server) routes() {
 	m.Handle("POST /api/hub/connections/{key}/sync", s.hubOnly(s.syncHubConnection))
 	m.Handle("GET /api/hub/connections/{key}/streams", s.hubOnly(s.hubConnectionStreams))
 	m.Handle("GET /api/hub/report", s.hubOnly(s.hubReport))
+	m.Handle("GET /api/hub/accounts", s.hubOnly(s.hubAccounts))
+	m.Handle("GET /api/hub/deals", s.hubOnly(s.hubDeals))
 
 	m.HandleFunc("/", s.fallback)
 }

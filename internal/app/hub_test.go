@@ -203,6 +203,35 @@ func TestHubReport(t *testing.T) {
 			strings.Join(rep.SharedAccounts[0].Programs, ",") != "Acme,Globex" {
 			t.Fatalf("shared accounts: %+v", rep.SharedAccounts)
 		}
+
+		// The model: organizations by domain (a gmail address is a person),
+		// and a deal per referral that paid, with its stages.
+		accounts, err := agency.app.Hub.Accounts(ctx, "Agency")
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]hub.Account{}
+		for _, a := range accounts {
+			names[a.Name] = a
+		}
+		if a := names["client.com"]; len(a.Contacts) != 2 || strings.Join(a.Programs, ",") != "Acme,Globex" {
+			t.Fatalf("client.com: %+v", a)
+		}
+		if a, ok := names["c2@gmail.com"]; !ok || a.Domain != "gmail.com" || len(a.Contacts) != 1 || len(accounts) != 4 {
+			t.Fatalf("accounts: %+v", accounts)
+		}
+		deals, err := agency.app.Hub.Deals(ctx, "Agency")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(deals) != 4 { // c1..c4 paid; g1 never did
+			t.Fatalf("deals: %+v", deals)
+		}
+		for _, d := range deals {
+			if d.Origin != "referral" || d.Stage != "paying" || d.FirstPaidAt == nil || len(d.History) != 2 || d.History[1].To != "paying" {
+				t.Fatalf("deal: %+v", d)
+			}
+		}
 	})
 }
 
@@ -234,6 +263,12 @@ func TestHubSyncsWithVendorKeys(t *testing.T) {
 		var stage string
 		if err := agency.app.DB.QueryRow(ctx, "SELECT status FROM hub_records WHERE stream = 'deals'").Scan(&stage); err != nil || stage != "closed won" {
 			t.Fatalf("the deal's stage: %q %v", stage, err)
+		}
+		// Where the source has deals, they are the deals (not one per referral).
+		deals, err := agency.app.Hub.Deals(ctx, "Acme itself")
+		if err != nil || len(deals) != 1 || deals[0].Origin != "source" || deals[0].Stage != "closed won" || deals[0].Amount != 5000 ||
+			len(deals[0].History) != 1 || deals[0].History[0].To != "closed won" {
+			t.Fatalf("source deals: %+v %v", deals, err)
 		}
 		if _, err := agency.app.Hub.Connect(ctx, hub.ConnectInput{Workspace: "x", Name: "y", BaseURL: e.base + "/api/v2", Token: "t",
 			PublicKey: "pk"}); err == nil || !strings.Contains(err.Error(), "either a partner 'token'") {
@@ -309,6 +344,16 @@ func TestHubAPI(t *testing.T) {
 		}
 		if other := agency.must("GET", "/api/hub/report", otherAuth, nil).data(); len(other["programs"].([]any)) != 0 {
 			t.Fatalf("another workspace's report: %v", other)
+		}
+		if accts := agency.must("GET", "/api/hub/accounts", hubAuth, nil).items(); len(accts) != 1 || accts[0]["name"] != "client.com" {
+			t.Fatalf("accounts: %v", accts)
+		}
+		deals := agency.must("GET", "/api/hub/deals", hubAuth, nil).items()
+		if len(deals) != 1 || deals[0]["origin"] != "referral" || deals[0]["stage"] != "paying" || num(deals[0]["amount"]) != 10000 {
+			t.Fatalf("deals: %v", deals)
+		}
+		if n := agency.count("/api/hub/deals", otherAuth); n != 0 {
+			t.Fatalf("another workspace sees %d deals", n)
 		}
 	})
 }

@@ -79,76 +79,98 @@ type row struct {
 	archived, test                             bool
 	createdAt                                  int64
 	raw                                        string
+	id                                         int64
+	email                                      *string
 }
 
 // Report reads a workspace's synced records (live, not test data) and
 // reports per program and month, missed rewards, payout reconciliation and
 // accounts shared between programs.
 func (s *Service) Report(ctx context.Context, workspace string) (Report, error) {
+	all, err := s.liveRows(ctx, workspace)
+	if err != nil {
+		return Report{}, err
+	}
+	return buildReport(all), nil
+}
+
+// liveRows reads a workspace's live records that are not test data.
+func (s *Service) liveRows(ctx context.Context, workspace string) ([]row, error) {
 	rows, err := s.db.Query(ctx, `SELECT c.key, r.stream, r.key, r.status, r.currency, r.company_key, r.company_name, r.partnership_ref,
-		r.customer_ref, r.transaction_ref, r.domain, r.reason, r.amount, r.archived, r.test, r.source_created_at, r.raw
+		r.customer_ref, r.transaction_ref, r.domain, r.reason, r.amount, r.archived, r.test, r.source_created_at, r.raw, r.id, r.email
 		FROM hub_records r JOIN hub_connections c ON c.id = r.connection_id JOIN hub_workspaces w ON w.id = c.workspace_id
 		WHERE (w.key = ? OR w.name = ?) AND r.deleted_at IS NULL ORDER BY r.id`, workspace, workspace)
 	if err != nil {
-		return Report{}, fmt.Errorf("read records: %w", err)
+		return nil, fmt.Errorf("read records: %w", err)
 	}
 	defer rows.Close()
 	var all []row
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.conn, &r.stream, &r.key, &r.status, &r.currency, &r.companyKey, &r.companyName, &r.partnershipRef,
-			&r.customerRef, &r.txRef, &r.domain, &r.reason, &r.amount, &r.archived, &r.test, &r.createdAt, &r.raw); err != nil {
-			return Report{}, fmt.Errorf("scan record: %w", err)
+			&r.customerRef, &r.txRef, &r.domain, &r.reason, &r.amount, &r.archived, &r.test, &r.createdAt, &r.raw, &r.id, &r.email); err != nil {
+			return nil, fmt.Errorf("scan record: %w", err)
 		}
 		if !r.test {
 			all = append(all, r)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return Report{}, fmt.Errorf("read records: %w", err)
+		return nil, fmt.Errorf("read records: %w", err)
 	}
-	return buildReport(all), nil
+	return all, nil
 }
 
 type prog struct{ key, name string }
 
-func buildReport(all []row) Report {
-	// A record's program: its own company, else its partnership's, else
-	// its customer's.
-	partnerships := map[string]prog{} // conn/partnership key
-	customers := map[string]row{}     // conn/customer key
+// programs resolves a record's program: its own company, else its
+// partnership's, else its customer's.
+type programs struct {
+	partnerships map[string]prog // conn/partnership key
+	customers    map[string]row  // conn/customer key
+}
+
+func newPrograms(all []row) programs {
+	ps := programs{partnerships: map[string]prog{}, customers: map[string]row{}}
 	for _, r := range all {
 		switch r.stream {
 		case "partnerships":
-			partnerships[r.conn+"/"+r.key] = prog{deref(r.companyKey), deref(r.companyName)}
+			ps.partnerships[r.conn+"/"+r.key] = prog{deref(r.companyKey), deref(r.companyName)}
 		case "customers":
-			customers[r.conn+"/"+r.key] = r
+			ps.customers[r.conn+"/"+r.key] = r
 		}
 	}
-	var programOf func(r row) prog
-	programOf = func(r row) prog {
-		if r.companyKey != nil {
-			return prog{*r.companyKey, deref(r.companyName)}
-		}
-		if r.partnershipRef != nil {
-			if p, ok := partnerships[r.conn+"/"+*r.partnershipRef]; ok {
-				return p
-			}
-		}
-		if r.customerRef != nil && r.stream != "customers" {
-			if cu, ok := customers[r.conn+"/"+*r.customerRef]; ok {
-				return programOf(cu)
-			}
-		}
-		return prog{"", "(unknown program)"}
-	}
-	label := func(p prog) string {
-		if p.name == "" {
-			return p.key
-		}
-		return p.name
-	}
+	return ps
+}
 
+func (ps programs) of(r row) prog {
+	if r.companyKey != nil {
+		return prog{*r.companyKey, deref(r.companyName)}
+	}
+	if r.partnershipRef != nil {
+		if p, ok := ps.partnerships[r.conn+"/"+*r.partnershipRef]; ok {
+			return p
+		}
+	}
+	if r.customerRef != nil && r.stream != "customers" {
+		if cu, ok := ps.customers[r.conn+"/"+*r.customerRef]; ok {
+			return ps.of(cu)
+		}
+	}
+	return prog{"", "(unknown program)"}
+}
+
+func (p prog) label() string {
+	if p.name == "" {
+		return p.key
+	}
+	return p.name
+}
+
+func buildReport(all []row) Report {
+	ps := newPrograms(all)
+	programOf := ps.of
+	label := func(p prog) string { return p.label() }
 	type monthKey struct{ company, month string }
 	months := map[monthKey]*ProgramMonth{}
 	money := map[monthKey]map[string]*Money{}
