@@ -17,23 +17,24 @@ import (
 
 // Stream is one list a connection syncs.
 type Stream struct {
-	Name   string // also the list's path under the base URL
-	Status string // the field whose changes are kept as history ("" for none)
-	Vendor bool   // only a vendor's key pair can read it
+	Name    string // also the list's path under the base URL
+	Status  string // the field whose changes are kept as history ("" for none)
+	Vendor  bool   // only a vendor's key pair can read it
+	Updated bool   // the list takes min_updated: runs read what changed, not a look-back
 }
 
 // Streams are what a connection syncs, in order: each may refer to the
 // ones before it.
 var Streams = []Stream{
-	{Name: "partnerships", Status: "status"},
-	{Name: "groups", Vendor: true},
-	{Name: "customers"},
+	{Name: "partnerships", Status: "status", Updated: true},
+	{Name: "groups", Vendor: true, Updated: true},
+	{Name: "customers", Updated: true},
 	{Name: "transactions"},
 	{Name: "rewards", Status: "reward_status"},
 	{Name: "payouts", Status: "status"},
 	{Name: "actions"},
-	{Name: "leads", Status: "status", Vendor: true},
-	{Name: "deals", Status: "stage", Vendor: true},
+	{Name: "leads", Status: "status", Vendor: true, Updated: true},
+	{Name: "deals", Status: "stage", Vendor: true, Updated: true},
 }
 
 // pageSize is PartnerStack's largest page.
@@ -122,6 +123,8 @@ func (s *Service) lease(ctx context.Context, id int64) (release func(), err erro
 // state is a stream's row in hub_streams.
 type state struct {
 	highWater    int64
+	updatedWater int64
+	runBy        string
 	runMin       *int64
 	runCursor    *string
 	runSweep     bool
@@ -131,9 +134,9 @@ type state struct {
 
 func (s *Service) loadState(ctx context.Context, q store.Querier, connID int64, stream string) (state, error) {
 	var st state
-	err := q.QueryRow(ctx, `SELECT high_water, run_min, run_cursor, run_sweep, run_started_at, last_sweep_at FROM hub_streams
+	err := q.QueryRow(ctx, `SELECT high_water, updated_water, run_by, run_min, run_cursor, run_sweep, run_started_at, last_sweep_at FROM hub_streams
 		WHERE connection_id = ? AND stream = ?`, connID, stream).
-		Scan(&st.highWater, &st.runMin, &st.runCursor, &st.runSweep, &st.runStartedAt, &st.lastSweepAt)
+		Scan(&st.highWater, &st.updatedWater, &st.runBy, &st.runMin, &st.runCursor, &st.runSweep, &st.runStartedAt, &st.lastSweepAt)
 	if err == nil {
 		return st, nil
 	}
@@ -144,8 +147,19 @@ func (s *Service) loadState(ctx context.Context, q store.Querier, connID int64, 
 		connID, stream); err != nil {
 		return st, fmt.Errorf("create %s state: %w", stream, err)
 	}
-	return state{}, nil
+	return state{runBy: byCreated}, nil
 }
+
+// How a run filters its stream.
+const (
+	byCreated = "created"
+	byUpdated = "updated"
+)
+
+// updatedOverlap is how far before the newest updated_at seen a
+// min_updated run starts, for changes that landed in the same instant or
+// while the previous run paged.
+const updatedOverlap = 60_000
 
 // syncStream runs (or resumes) one stream's run. A run reads every record
 // created since its min_created, oldest first, one page per database
@@ -165,15 +179,20 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 		// from the newest record seen less the look-back.
 		now := s.now()
 		sweep := state.highWater == 0 || now-state.lastSweepAt >= s.cfg.SweepEvery.Milliseconds()
-		min := int64(0)
-		if !sweep {
+		min, by := int64(0), byCreated
+		switch {
+		case sweep:
+		case st.Updated:
+			// What changed since the last run, whenever it was created.
+			min, by = max(0, state.updatedWater-updatedOverlap), byUpdated
+		default:
 			min = max(0, state.highWater-s.cfg.Lookback.Milliseconds())
 		}
-		if _, err := s.db.Exec(ctx, `UPDATE hub_streams SET run_min = ?, run_cursor = NULL, run_sweep = ?, run_started_at = ?
-			WHERE connection_id = ? AND stream = ?`, min, store.Bool(sweep), now, c.ID, st.Name); err != nil {
+		if _, err := s.db.Exec(ctx, `UPDATE hub_streams SET run_min = ?, run_by = ?, run_cursor = NULL, run_sweep = ?, run_started_at = ?
+			WHERE connection_id = ? AND stream = ?`, min, by, store.Bool(sweep), now, c.ID, st.Name); err != nil {
 			return res, fmt.Errorf("start %s run: %w", st.Name, err)
 		}
-		state.runMin, state.runCursor, state.runSweep, state.runStartedAt = &min, nil, sweep, &now
+		state.runMin, state.runBy, state.runCursor, state.runSweep, state.runStartedAt = &min, by, nil, sweep, &now
 	}
 	res.Sweep = state.runSweep
 	// The next page is fetched while this one is written: its cursor is
@@ -186,6 +205,9 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 	}
 	fetch := func(cursor *string) <-chan fetched {
 		q := url.Values{"limit": {strconv.Itoa(pageSize)}, "order_by": {"created_at"}, "min_created": {strconv.FormatInt(*state.runMin, 10)}}
+		if state.runBy == byUpdated {
+			q = url.Values{"limit": {strconv.Itoa(pageSize)}, "order_by": {"updated_at"}, "min_updated": {strconv.FormatInt(*state.runMin, 10)}}
+		}
 		if cursor != nil {
 			q.Set("starting_after", *cursor)
 		}
@@ -221,7 +243,7 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 		if f.err != nil {
 			return res, f.err
 		}
-		recs, newest, last, err := parsePage(f.page.Items, st)
+		recs, newest, newestUpdate, last, err := parsePage(f.page.Items, st)
 		if err != nil {
 			return res, err
 		}
@@ -245,8 +267,10 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 			if _, err := tx.Exec(ctx, "UPDATE hub_connections SET lease_until = ? WHERE id = ?", s.now()+leaseMillis, c.ID); err != nil {
 				return fmt.Errorf("renew lease: %w", err)
 			}
-			_, err = tx.Exec(ctx, `UPDATE hub_streams SET run_cursor = COALESCE(?, run_cursor), high_water = CASE WHEN high_water > ? THEN high_water ELSE ? END
-				WHERE connection_id = ? AND stream = ?`, cursor, newest, newest, c.ID, st.Name)
+			_, err = tx.Exec(ctx, `UPDATE hub_streams SET run_cursor = COALESCE(?, run_cursor),
+				high_water = CASE WHEN high_water > ? THEN high_water ELSE ? END,
+				updated_water = CASE WHEN updated_water > ? THEN updated_water ELSE ? END
+				WHERE connection_id = ? AND stream = ?`, cursor, newest, newest, newestUpdate, newestUpdate, c.ID, st.Name)
 			return err
 		})
 		if err != nil {
@@ -472,19 +496,20 @@ func millis(v json.RawMessage) int64 {
 }
 
 // parsePage reads a page's items, and returns the newest created_at and
-// the last key (the next page's cursor).
-func parsePage(items []json.RawMessage, st Stream) (recs []record, newest int64, last string, err error) {
+// updated_at and the last key (the next page's cursor).
+func parsePage(items []json.RawMessage, st Stream) (recs []record, newest, newestUpdate int64, last string, err error) {
 	recs = make([]record, 0, len(items))
 	for _, it := range items {
 		r, err := parseRecord(it, st)
 		if err != nil {
-			return nil, 0, "", fmt.Errorf("%s: %w", st.Name, err)
+			return nil, 0, 0, "", fmt.Errorf("%s: %w", st.Name, err)
 		}
 		recs = append(recs, r)
 		newest = max(newest, r.createdAt)
+		newestUpdate = max(newestUpdate, r.updatedAt)
 		last = r.key
 	}
-	return recs, newest, last, nil
+	return recs, newest, newestUpdate, last, nil
 }
 
 // upsertPage stores a page's records, noting status changes, and returns

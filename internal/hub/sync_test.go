@@ -82,15 +82,20 @@ func (f *fakePartnerStack) serve(w http.ResponseWriter, r *http.Request) {
 		limit = 10
 	}
 	minCreated, _ := strconv.ParseInt(q.Get("min_created"), 10, 64)
+	minUpdated, _ := strconv.ParseInt(q.Get("min_updated"), 10, 64)
 	var list []map[string]any
 	for _, rec := range f.records[stream] {
-		if rec["created_at"].(int64) >= minCreated {
+		if rec["created_at"].(int64) >= minCreated && rec["updated_at"].(int64) >= minUpdated {
 			list = append(list, rec)
 		}
 	}
-	asc := q.Get("order_by") == "created_at"
+	field := strings.TrimPrefix(q.Get("order_by"), "-")
+	if field != "updated_at" {
+		field = "created_at"
+	}
+	asc := q.Get("order_by") != "" && !strings.HasPrefix(q.Get("order_by"), "-")
 	sort.SliceStable(list, func(i, j int) bool {
-		a, b := list[i]["created_at"].(int64), list[j]["created_at"].(int64)
+		a, b := list[i][field].(int64), list[j][field].(int64)
 		if a == b {
 			return (list[i]["key"].(string) < list[j]["key"].(string)) == asc
 		}
@@ -445,4 +450,61 @@ func TestResumeAfterTheCursorVanished(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Lists that take min_updated are read by what changed since the last
+// run: an unchanged re-sync reads one short page of them, and a change to
+// an old record still arrives.
+func TestUpdatedStreamsReadWhatChanged(t *testing.T) {
+	for _, eng := range storetest.Engines(t) {
+		t.Run(eng.Name, func(t *testing.T) {
+			ctx := context.Background()
+			f := fakeProgram(t)
+			db := eng.Open(t)
+			s := testService(t, db, DefaultConfig)
+			c, err := s.Connect(ctx, ConnectInput{Workspace: "A", Name: "PS", BaseURL: f.url, Token: "good-token"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Sync(ctx, c.Key, nil); err != nil {
+				t.Fatal(err)
+			}
+			byName := func(res []StreamResult) map[string]StreamResult {
+				out := map[string]StreamResult{}
+				for _, r := range res {
+					out[r.Stream] = r
+				}
+				return out
+			}
+			res, err := s.Sync(ctx, c.Key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := byName(res)
+			if r := got["customers"]; r.Requests != 1 || r.Records > 61 || r.Changed != 0 || r.Sweep {
+				t.Fatalf("an unchanged re-sync of 610 customers: %+v", r)
+			}
+			if r := got["transactions"]; r.Requests != 3 || r.Changed != 0 {
+				t.Fatalf("transactions are read by their look-back: %+v", r)
+			}
+			f.mu.Lock()
+			f.records["customers"][3]["name"] = "Renamed"
+			f.records["customers"][3]["updated_at"] = time.Now().UnixMilli()
+			f.mu.Unlock()
+			got = byName(must(s.Sync(ctx, c.Key, nil)))
+			if r := got["customers"]; r.Requests != 1 || r.Changed != 1 {
+				t.Fatalf("an old customer changed: %+v", r)
+			}
+			if n := count(t, db, "SELECT COUNT(*) FROM hub_records WHERE stream = 'customers' AND raw LIKE '%Renamed%'"); n != 1 {
+				t.Fatal("the change is not stored")
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -32,13 +32,16 @@ CREATE UNIQUE INDEX hub_connections_name ON hub_connections(workspace_id, name);
 CREATE INDEX hub_connections_due ON hub_connections(status, next_sync_at);
 
 -- One row per (connection, stream). high_water is the newest created_at
--- synced. A run in flight has run_min (its min_created) and run_cursor (the
--- starting_after of its next page), written in the same transaction as the
--- page's records, so a crash replays at most one page.
+-- synced, updated_water the newest updated_at. A run in flight has run_min
+-- (its min_created, or its min_updated when run_by is 'updated') and
+-- run_cursor (the starting_after of its next page), written in the same
+-- transaction as the page's records, so a crash replays at most one page.
 CREATE TABLE hub_streams (
   connection_id BIGINT NOT NULL REFERENCES hub_connections(id),
   stream TEXT NOT NULL,
   high_water BIGINT NOT NULL DEFAULT 0,
+  updated_water BIGINT NOT NULL DEFAULT 0,
+  run_by TEXT NOT NULL DEFAULT 'created',
   run_min BIGINT,
   run_cursor TEXT,
   run_sweep INTEGER NOT NULL DEFAULT 0,
