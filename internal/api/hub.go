@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -267,5 +268,61 @@ func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request) error {
 			History: renderAll(d.History, func(c hub.StageChange) stageChangeJSON { return stageChangeJSON(c) })}
 	})
 	writeData(w, list{Items: items, Total: len(items)}, "Deals retrieved")
+	return nil
+}
+
+type termsChangeJSON struct {
+	At    int64           `json:"at"`
+	Terms json.RawMessage `json:"terms"`
+}
+
+type hubProgramJSON struct {
+	Connection     string            `json:"connection"`
+	Name           string            `json:"name"`
+	CompanyKey     string            `json:"company_key"`
+	PartnershipKey string            `json:"partnership_key"`
+	PartnerKey     string            `json:"partner_key"`
+	Group          json.RawMessage   `json:"group"`
+	Status         string            `json:"status"`
+	Offers         json.RawMessage   `json:"offers"`
+	JoinedAt       int64             `json:"joined_at"`
+	Terms          []termsChangeJSON `json:"terms_history"`
+}
+
+func (s *Server) hubPrograms(w http.ResponseWriter, r *http.Request) error {
+	progs, err := s.hub.Programs(r.Context(), workspaceOf(r).Key)
+	if err != nil {
+		return err
+	}
+	items := renderAll(progs, func(p hub.Program) hubProgramJSON {
+		return hubProgramJSON{Connection: p.Connection, Name: p.Name, CompanyKey: p.CompanyKey, PartnershipKey: p.PartnershipKey,
+			PartnerKey: p.PartnerKey, Group: p.Group, Status: p.Status, Offers: p.Offers, JoinedAt: p.JoinedAt,
+			Terms: renderAll(p.Terms, func(t hub.TermsChange) termsChangeJSON { return termsChangeJSON(t) })}
+	})
+	writeData(w, list{Items: items, Total: len(items)}, "Programs retrieved")
+	return nil
+}
+
+type referralJSON struct {
+	Program       string           `json:"program"`
+	CustomerKey   string           `json:"customer_key"`
+	ExternalKey   string           `json:"external_key"`
+	Email         string           `json:"email"`
+	Name          string           `json:"name"`
+	Status        string           `json:"status"`
+	Attribution   string           `json:"attribution"`
+	CreatedAt     int64            `json:"created_at"`
+	Paying        bool             `json:"paying"`
+	Revenue       map[string]int64 `json:"revenue"`
+	RewardsEarned map[string]int64 `json:"rewards_earned"`
+}
+
+func (s *Server) hubReferrals(w http.ResponseWriter, r *http.Request) error {
+	refs, err := s.hub.Referrals(r.Context(), workspaceOf(r).Key)
+	if err != nil {
+		return err
+	}
+	items := renderAll(refs, func(x hub.Referral) referralJSON { return referralJSON(x) })
+	writeData(w, list{Items: items, Total: len(items)}, "Referrals retrieved")
 	return nil
 }

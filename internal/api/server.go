@@ -205,6 +205,8 @@ func (s *Server) routes() {
 	m.Handle("GET /api/hub/report", s.hubOnly(s.hubReport))
 	m.Handle("GET /api/hub/accounts", s.hubOnly(s.hubAccounts))
 	m.Handle("GET /api/hub/deals", s.hubOnly(s.hubDeals))
+	m.Handle("GET /api/hub/programs", s.hubOnly(s.hubPrograms))
+	m.Handle("GET /api/hub/referrals", s.hubOnly(s.hubReferrals))
 
 	m.HandleFunc("/", s.fallback)
 }

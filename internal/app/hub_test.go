@@ -355,6 +355,34 @@ func TestHubAPI(t *testing.T) {
 		if n := agency.count("/api/hub/deals", otherAuth); n != 0 {
 			t.Fatalf("another workspace sees %d deals", n)
 		}
+		programs := agency.must("GET", "/api/hub/programs", hubAuth, nil).items()
+		if len(programs) != 1 || programs[0]["name"] != "Acme" || programs[0]["partner_key"] != "ann" || programs[0]["status"] != "active" ||
+			programs[0]["group"].(map[string]any)["name"] != "Default" || len(programs[0]["terms_history"].([]any)) != 1 {
+			t.Fatalf("programs: %v", programs)
+		}
+		refs := agency.must("GET", "/api/hub/referrals", hubAuth, nil).items()
+		if len(refs) != 1 || refs[0]["external_key"] != "c1" || refs[0]["paying"] != true || refs[0]["attribution"] != "api" ||
+			num(refs[0]["revenue"].(map[string]any)["USD"]) != 10000 || num(refs[0]["rewards_earned"].(map[string]any)["USD"]) != 1000 {
+			t.Fatalf("referrals: %v", refs)
+		}
+
+		// The program moves the partner to another tier: the next sync keeps
+		// both terms, with when the hub saw each.
+		gold := e.must("POST", "/api/v2/groups", e.prod, map[string]any{"name": "Gold"}).data()
+		e.tick()
+		e.must("PATCH", "/api/v2/partnerships/ann", e.prod, map[string]any{"group_key": gold["key"]})
+		if r := agency.do("POST", "/api/hub/connections/"+key+"/sync", hubAuth, nil); r.status != 202 {
+			t.Fatalf("sync soon: %d", r.status)
+		}
+		if n, err := agency.app.Hub.RunDue(ctx, slogDiscard()); err != nil || n != 1 {
+			t.Fatalf("second sync: %d %v", n, err)
+		}
+		p := agency.must("GET", "/api/hub/programs", hubAuth, nil).items()[0]
+		history := p["terms_history"].([]any)
+		last := history[len(history)-1].(map[string]any)["terms"].(map[string]any)
+		if p["group"].(map[string]any)["name"] != "Gold" || len(history) != 2 || last["group"].(map[string]any)["name"] != "Gold" {
+			t.Fatalf("the program after the move: %v", p)
+		}
 	})
 }
 

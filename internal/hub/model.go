@@ -121,7 +121,7 @@ func (s *Service) Deals(ctx context.Context, workspace string) ([]Deal, error) {
 			ids = append(ids, r.id)
 		}
 	}
-	history, err := s.changes(ctx, ids)
+	history, err := s.changes(ctx, "status", ids)
 	if err != nil {
 		return nil, err
 	}
@@ -182,16 +182,17 @@ func (s *Service) Deals(ctx context.Context, workspace string) ([]Deal, error) {
 	return out, nil
 }
 
-// changes loads the status history of records, by record id.
-func (s *Service) changes(ctx context.Context, ids []int64) (map[int64][]StageChange, error) {
+// changes loads one field's history (status or terms) of records, by
+// record id.
+func (s *Service) changes(ctx context.Context, field string, ids []int64) (map[int64][]StageChange, error) {
 	out := map[int64][]StageChange{}
 	for len(ids) > 0 {
 		n := min(len(ids), 500)
-		args := make([]any, n)
-		for i, id := range ids[:n] {
-			args[i] = id
+		args := []any{field}
+		for _, id := range ids[:n] {
+			args = append(args, id)
 		}
-		rows, err := s.db.Query(ctx, "SELECT record_id, from_value, to_value, at FROM hub_record_changes WHERE record_id IN ("+
+		rows, err := s.db.Query(ctx, "SELECT record_id, from_value, to_value, at FROM hub_record_changes WHERE field = ? AND record_id IN ("+
 			strings.TrimSuffix(strings.Repeat("?, ", n), ", ")+") ORDER BY id", args...)
 		if err != nil {
 			return nil, fmt.Errorf("read status history: %w", err)
@@ -226,3 +227,145 @@ func rawString(raw, field string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Program is one of the agency's programs as a connection sees it: the
+// vendor, the partnership with its group (tier), its offers now, and how
+// those terms changed between syncs.
+type Program struct {
+	Connection     string
+	Name           string
+	CompanyKey     string
+	PartnershipKey string
+	PartnerKey     string
+	Group          json.RawMessage
+	Status         string
+	Offers         json.RawMessage
+	JoinedAt       int64
+	Terms          []TermsChange
+}
+
+// TermsChange is a program's offers and group as the hub saw them from At on.
+type TermsChange struct {
+	At    int64
+	Terms json.RawMessage
+}
+
+// Programs lists a workspace's partnerships (programs), with their terms'
+// history.
+func (s *Service) Programs(ctx context.Context, workspace string) ([]Program, error) {
+	all, err := s.liveRows(ctx, workspace)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, r := range all {
+		if r.stream == "partnerships" {
+			ids = append(ids, r.id)
+		}
+	}
+	history, err := s.changes(ctx, "terms", ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []Program
+	for _, r := range all {
+		if r.stream != "partnerships" {
+			continue
+		}
+		var raw struct {
+			PartnerKey string          `json:"partner_key"`
+			Group      json.RawMessage `json:"group"`
+			Offers     json.RawMessage `json:"offers"`
+			JoinedAt   json.RawMessage `json:"joined_at"`
+		}
+		_ = json.Unmarshal([]byte(r.raw), &raw) // a field of another shape stays empty
+		p := Program{Connection: r.conn, Name: prog{deref(r.companyKey), deref(r.companyName)}.label(), CompanyKey: deref(r.companyKey),
+			PartnershipKey: r.key, PartnerKey: raw.PartnerKey, Group: nullJSON(raw.Group), Status: deref(r.status), Offers: nullJSON(raw.Offers),
+			JoinedAt: millis(raw.JoinedAt)}
+		if p.JoinedAt == 0 {
+			p.JoinedAt = r.createdAt
+		}
+		for _, c := range history[r.id] {
+			p.Terms = append(p.Terms, TermsChange{At: c.At, Terms: nullJSON(json.RawMessage(c.To))})
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func nullJSON(v json.RawMessage) json.RawMessage {
+	if len(v) == 0 || !json.Valid(v) {
+		return json.RawMessage("null")
+	}
+	return v
+}
+
+// Referral is a customer the agency referred to a program, with what it
+// paid and earned.
+type Referral struct {
+	Program       string
+	CustomerKey   string
+	ExternalKey   string // the vendor's own customer_key, where the source shows it
+	Email         string
+	Name          string
+	Status        string // active or archived
+	Attribution   string // how the source says it was attributed (source_type), where it says
+	CreatedAt     int64
+	Paying        bool
+	Revenue       map[string]int64 // by currency
+	RewardsEarned map[string]int64 // live rewards, by currency
+}
+
+// Referrals lists a workspace's referred customers.
+func (s *Service) Referrals(ctx context.Context, workspace string) ([]Referral, error) {
+	all, err := s.liveRows(ctx, workspace)
+	if err != nil {
+		return nil, err
+	}
+	ps := newPrograms(all)
+	revenue, earned := map[string]map[string]int64{}, map[string]map[string]int64{}
+	paying := map[string]bool{}
+	add := func(m map[string]map[string]int64, k, cur string, v int64) {
+		if m[k] == nil {
+			m[k] = map[string]int64{}
+		}
+		m[k][cur] += v
+	}
+	for _, r := range all {
+		if r.archived || r.customerRef == nil {
+			continue
+		}
+		k := r.conn + "/" + *r.customerRef
+		switch r.stream {
+		case "transactions":
+			add(revenue, k, deref(r.currency), deref64(r.amount))
+			if deref64(r.amount) > 0 {
+				paying[k] = true
+			}
+		case "rewards":
+			add(earned, k, deref(r.currency), deref64(r.amount))
+		}
+	}
+	var out []Referral
+	for _, r := range all {
+		if r.stream != "customers" {
+			continue
+		}
+		k := r.conn + "/" + r.key
+		status := "active"
+		if r.archived {
+			status = "archived"
+		}
+		ref := Referral{Program: ps.of(r).label(), CustomerKey: r.key, ExternalKey: rawString(r.raw, "customer_key"), Email: deref(r.email),
+			Name: rawName(r.raw), Status: status, Attribution: rawString(r.raw, "source_type"), CreatedAt: r.createdAt, Paying: paying[k],
+			Revenue: revenue[k], RewardsEarned: earned[k]}
+		if ref.Revenue == nil {
+			ref.Revenue = map[string]int64{}
+		}
+		if ref.RewardsEarned == nil {
+			ref.RewardsEarned = map[string]int64{}
+		}
+		out = append(out, ref)
+	}
+	return out, nil
+}

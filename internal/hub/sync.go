@@ -214,6 +214,9 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 		if st.Name == "rewards" || st.Name == "partnerships" || st.Name == "customers" || st.Name == "transactions" {
 			q.Set("include_archived", "true")
 		}
+		if st.Name == "partnerships" {
+			q.Set("include_offers", "true") // PartnerStack sends a program's offers only when asked
+		}
 		ch := make(chan fetched, 1)
 		go func() {
 			p, err := cl.List(fctx, "/"+st.Name, q)
@@ -320,6 +323,7 @@ type record struct {
 	key       string
 	raw       string
 	status    *string
+	terms     *string // a partnership's offers and group, as JSON
 	createdAt int64
 	updatedAt int64
 	norm      normalized
@@ -371,6 +375,25 @@ type item struct {
 	RewardStatus   json.RawMessage `json:"reward_status"`
 	Status         json.RawMessage `json:"status"`
 	Stage          json.RawMessage `json:"stage"`
+	Offers         json.RawMessage `json:"offers"`
+	Group          json.RawMessage `json:"group"`
+}
+
+// terms is a program's terms for history: its offers and the partner's
+// group (tier), as JSON; nil when the source sends neither.
+func terms(offers, group json.RawMessage) *string {
+	if len(offers) == 0 && len(group) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(struct {
+		Offers json.RawMessage `json:"offers,omitempty"`
+		Group  json.RawMessage `json:"group,omitempty"`
+	}{offers, group})
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return &s
 }
 
 // nested reads the key and name of a nested reference ({"key", "name"}).
@@ -426,6 +449,7 @@ func parseRecord(raw json.RawMessage, st Stream) (record, error) {
 	switch st.Name {
 	case "partnerships":
 		n.partnershipRef = &r.key
+		r.terms = terms(it.Offers, it.Group)
 	case "customers":
 		n.customerRef = &r.key
 		if e := text(it.Email); e != nil {
@@ -553,7 +577,7 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 	now := s.now()
 	var unchanged []int64
 	var fresh []record
-	var changes []any // record id, from, to, at; four a change
+	var changes []any // record id, field, from, to, at; five a change
 	for _, r := range recs {
 		old, ok := have[r.key]
 		switch {
@@ -572,7 +596,12 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 				return 0, 0, fmt.Errorf("update %s %s: %w", st.Name, r.key, err)
 			}
 			if deref(old.status) != deref(r.status) {
-				changes = append(changes, old.id, old.status, r.status, now)
+				changes = append(changes, old.id, "status", old.status, r.status, now)
+			}
+			if r.terms != nil {
+				if was, err := parseRecord(json.RawMessage(old.raw), st); err == nil && deref(was.terms) != *r.terms {
+					changes = append(changes, old.id, "terms", was.terms, r.terms, now)
+				}
 			}
 			have[r.key] = stored{id: old.id, raw: r.raw, status: r.status}
 			changed++
@@ -589,13 +618,16 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 		}
 		for _, r := range fresh {
 			if r.status != nil {
-				changes = append(changes, ids[r.key], nil, *r.status, now)
+				changes = append(changes, ids[r.key], "status", nil, *r.status, now)
+			}
+			if r.terms != nil {
+				changes = append(changes, ids[r.key], "terms", nil, *r.terms, now)
 			}
 		}
 	}
 	if len(changes) > 0 {
-		if _, err := tx.Exec(ctx, "INSERT INTO hub_record_changes (record_id, from_value, to_value, at) VALUES "+
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(changes)/4), ", "), changes...); err != nil {
+		if _, err := tx.Exec(ctx, "INSERT INTO hub_record_changes (record_id, field, from_value, to_value, at) VALUES "+
+			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", len(changes)/5), ", "), changes...); err != nil {
 			return 0, 0, fmt.Errorf("record %s status changes: %w", st.Name, err)
 		}
 	}

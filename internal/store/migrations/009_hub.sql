@@ -89,11 +89,13 @@ CREATE UNIQUE INDEX hub_records_key ON hub_records(connection_id, stream, key);
 CREATE INDEX hub_records_customer ON hub_records(connection_id, customer_ref);
 CREATE INDEX hub_records_transaction ON hub_records(connection_id, transaction_ref);
 
--- Every change of a record's status (a reward approved, paid, declined),
+-- Every change of a record's status (a reward approved, paid, declined)
+-- and of a program's terms (its offers and the partner's group, as JSON),
 -- with the time the hub saw it.
 CREATE TABLE hub_record_changes (
   id AUTOID,
   record_id BIGINT NOT NULL REFERENCES hub_records(id),
+  field TEXT NOT NULL DEFAULT 'status',
   from_value TEXT,
   to_value TEXT,
   at BIGINT NOT NULL
