@@ -612,7 +612,7 @@ func (s *Service) upsertPage(ctx context.Context, tx *store.Tx, connID int64, st
 		}
 	}
 	if len(fresh) > 0 {
-		ids, err := insertFresh(ctx, tx, connID, st.Name, fresh, now, seen)
+		ids, err := insertFresh(ctx, tx, connID, st.Name, fresh, now, seen, st.Status != "" || st.Name == "partnerships")
 		if err != nil {
 			return 0, 0, fmt.Errorf("insert %s: %w", st.Name, err)
 		}
@@ -651,8 +651,21 @@ func deref(s *string) string {
 // their ids by key: arrays unnested on PostgreSQL (one parameter a column,
 // where a VALUES list costs PostgreSQL far more to parse and plan), a
 // multi-row VALUES on SQLite.
-func insertFresh(ctx context.Context, tx *store.Tx, connID int64, stream string, fresh []record, now, seen int64) (map[string]int64, error) {
+//
+// The ids are read back (RETURNING) only when wantIDs: for a history.
+func insertFresh(ctx context.Context, tx *store.Tx, connID int64, stream string, fresh []record, now, seen int64, wantIDs bool) (map[string]int64, error) {
 	const head = `INSERT INTO hub_records (connection_id, stream, synced_at, seen_at, key, raw, status, source_created_at, source_updated_at, ` + normCols + `) `
+	returning := ""
+	if wantIDs {
+		returning = " RETURNING id, key"
+	}
+	run := func(query string, args ...any) (*sql.Rows, error) {
+		if wantIDs {
+			return tx.Query(ctx, query+returning, args...)
+		}
+		_, err := tx.Exec(ctx, query, args...)
+		return nil, err
+	}
 	var rows *sql.Rows
 	var err error
 	if tx.Dialect() == store.Postgres {
@@ -670,9 +683,9 @@ func insertFresh(ctx context.Context, tx *store.Tx, connID int64, stream string,
 			partnerships[i], customers[i], txs[i], emails[i], domains[i], reasons[i] = m.partnershipRef, m.customerRef, m.txRef, m.email, m.domain, m.reason
 			archived[i], test[i] = int32(store.Bool(m.archived)), int32(store.Bool(m.test))
 		}
-		rows, err = tx.Query(ctx, head+`SELECT ?::bigint, ?::text, ?::bigint, ?::bigint, u.* FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[],
+		rows, err = run(head+`SELECT ?::bigint, ?::text, ?::bigint, ?::bigint, u.* FROM unnest(?::text[], ?::text[], ?::text[], ?::bigint[],
 			?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
-			?::integer[], ?::integer[]) AS u RETURNING id, key`, connID, stream, now, seen, keys, raws, statuses, created, updated, amounts,
+			?::integer[], ?::integer[]) AS u`, connID, stream, now, seen, keys, raws, statuses, created, updated, amounts,
 			currencies, usds, companyKeys, companyNames, partnerships, customers, txs, emails, domains, reasons, archived, test)
 	} else {
 		const cols = 22
@@ -681,9 +694,9 @@ func insertFresh(ctx context.Context, tx *store.Tx, connID int64, stream string,
 			args = append(append(args, connID, stream, now, seen, r.key, r.raw, r.status, r.createdAt, r.updatedAt), r.norm.args()...)
 		}
 		row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-		rows, err = tx.Query(ctx, head+"VALUES "+strings.TrimSuffix(strings.Repeat(row+", ", len(fresh)), ", ")+" RETURNING id, key", args...)
+		rows, err = run(head+"VALUES "+strings.TrimSuffix(strings.Repeat(row+", ", len(fresh)), ", "), args...)
 	}
-	if err != nil {
+	if err != nil || rows == nil {
 		return nil, err
 	}
 	defer rows.Close()

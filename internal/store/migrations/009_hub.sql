@@ -85,9 +85,9 @@ CREATE TABLE hub_records (
 -- seen_at has no index of its own: a sweep (weekly) reads the stream's
 -- rows through hub_records_key, and an unindexed seen_at lets PostgreSQL
 -- update it in place (a HOT update) instead of in every index.
+-- No index on the references: the model and reports read a workspace's
+-- records whole, and every index is written on each of a sync's inserts.
 CREATE UNIQUE INDEX hub_records_key ON hub_records(connection_id, stream, key);
-CREATE INDEX hub_records_customer ON hub_records(connection_id, customer_ref);
-CREATE INDEX hub_records_transaction ON hub_records(connection_id, transaction_ref);
 
 -- Every change of a record's status (a reward approved, paid, declined)
 -- and of a program's terms (its offers and the partner's group, as JSON),
