@@ -326,3 +326,30 @@ func (s *Server) hubReferrals(w http.ResponseWriter, r *http.Request) error {
 	writeData(w, list{Items: items, Total: len(items)}, "Referrals retrieved")
 	return nil
 }
+
+type hubLeadJSON struct {
+	Program     string            `json:"program"`
+	Key         string            `json:"key"`
+	ExternalKey string            `json:"external_key"`
+	PartnerKey  string            `json:"partner_key"`
+	Status      string            `json:"status"`
+	Approved    bool              `json:"approved"`
+	Amount      *int64            `json:"amount"`
+	Currency    string            `json:"currency"`
+	CreatedAt   int64             `json:"created_at"`
+	History     []stageChangeJSON `json:"history"`
+}
+
+func (s *Server) hubLeads(w http.ResponseWriter, r *http.Request) error {
+	leads, err := s.hub.Leads(r.Context(), workspaceOf(r).Key)
+	if err != nil {
+		return err
+	}
+	items := renderAll(leads, func(l hub.Lead) hubLeadJSON {
+		return hubLeadJSON{Program: l.Program, Key: l.Key, ExternalKey: l.ExternalKey, PartnerKey: l.PartnerKey, Status: l.Status,
+			Approved: l.Approved, Amount: l.Amount, Currency: l.Currency, CreatedAt: l.CreatedAt,
+			History: renderAll(l.History, func(c hub.StageChange) stageChangeJSON { return stageChangeJSON(c) })}
+	})
+	writeData(w, list{Items: items, Total: len(items)}, "Leads retrieved")
+	return nil
+}

@@ -207,6 +207,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/hub/deals", s.hubOnly(s.hubDeals))
 	m.Handle("GET /api/hub/programs", s.hubOnly(s.hubPrograms))
 	m.Handle("GET /api/hub/referrals", s.hubOnly(s.hubReferrals))
+	m.Handle("GET /api/hub/leads", s.hubOnly(s.hubLeads))
 
 	m.HandleFunc("/", s.fallback)
 }

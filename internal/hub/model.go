@@ -369,3 +369,53 @@ func (s *Service) Referrals(ctx context.Context, workspace string) ([]Referral, 
 	}
 	return out, nil
 }
+
+// Lead is a lead a source holds (a vendor's key pair syncs them), with its
+// status history as the hub saw it.
+type Lead struct {
+	Program     string
+	Key         string
+	ExternalKey string
+	PartnerKey  string
+	Status      string
+	Approved    bool
+	Amount      *int64
+	Currency    string
+	CreatedAt   int64
+	History     []StageChange
+}
+
+// Leads lists a workspace's synced leads.
+func (s *Service) Leads(ctx context.Context, workspace string) ([]Lead, error) {
+	all, err := s.liveRows(ctx, workspace)
+	if err != nil {
+		return nil, err
+	}
+	ps := newPrograms(all)
+	var ids []int64
+	for _, r := range all {
+		if r.stream == "leads" {
+			ids = append(ids, r.id)
+		}
+	}
+	history, err := s.changes(ctx, "status", ids)
+	if err != nil {
+		return nil, err
+	}
+	var out []Lead
+	for _, r := range all {
+		if r.stream != "leads" || r.archived {
+			continue
+		}
+		var raw struct {
+			ExternalKey *string         `json:"external_key"`
+			PartnerKey  *string         `json:"partner_key"`
+			Approved    json.RawMessage `json:"approved"`
+		}
+		_ = json.Unmarshal([]byte(r.raw), &raw) // a field of another shape stays empty
+		out = append(out, Lead{Program: ps.of(r).label(), Key: r.key, ExternalKey: deref(raw.ExternalKey), PartnerKey: deref(raw.PartnerKey),
+			Status: deref(r.status), Approved: flag(raw.Approved), Amount: r.amount, Currency: deref(r.currency), CreatedAt: r.createdAt,
+			History: history[r.id]})
+	}
+	return out, nil
+}

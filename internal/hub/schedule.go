@@ -82,18 +82,20 @@ func jitter(d time.Duration) time.Duration {
 	return d - time.Duration(spread) + time.Duration(rand.Int64N(2*spread+1))
 }
 
-// Run syncs due connections every poll until ctx ends.
+// Run syncs due connections every poll until ctx ends. The first look is
+// one poll after start, so that a command run beside a starting server
+// (a hub sync by hand, a test) meets no sync it did not ask for.
 func (s *Service) Run(ctx context.Context, log *slog.Logger, poll time.Duration) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		if _, err := s.RunDue(ctx, log); err != nil && ctx.Err() == nil {
-			log.Error("hub schedule", slog.Any("err", err))
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if _, err := s.RunDue(ctx, log); err != nil && ctx.Err() == nil {
+			log.Error("hub schedule", slog.Any("err", err))
 		}
 	}
 }
