@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -59,13 +60,13 @@ var DefaultLimits = Limits{PerConnection: 10, Burst: 5, MaxAttempts: 6, BackoffB
 
 // Client reads one connection's source: a PartnerStack-compatible v2 API.
 type Client struct {
-	base    string // e.g. https://api.partnerstack.com/api/v2
-	auth    string // the Authorization header
-	http    *http.Client
-	limit   *rate.Limiter
-	global  *rate.Limiter
-	limits  Limits
-	request func() // counts requests (metrics, tests); may be nil
+	base   string // e.g. https://api.partnerstack.com/api/v2
+	auth   string // the Authorization header
+	http   *http.Client
+	limit  *rate.Limiter
+	global *rate.Limiter
+	limits Limits
+	sent   atomic.Int64 // requests sent, retries included
 }
 
 // NewClient returns a client for base with the given Authorization header.
@@ -163,9 +164,7 @@ func (c *Client) once(ctx context.Context, u string) (body []byte, retry bool, e
 	}
 	req.Header.Set("Authorization", c.auth)
 	req.Header.Set("Accept", "application/json")
-	if c.request != nil {
-		c.request()
-	}
+	c.sent.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, errReadOnly) {

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/store"
@@ -167,9 +166,10 @@ const updatedOverlap = 60_000
 // then soft-deletes what it did not see.
 func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st Stream, progress Progress) (StreamResult, error) {
 	res := StreamResult{Stream: st.Name}
-	var requests atomic.Int64
-	cl.request = func() { requests.Add(1) }
-	defer func() { cl.request = nil }()
+	// Streams run one after another on one client: the requests a stream
+	// made are what the client sent during it.
+	sentBefore := cl.sent.Load()
+	requests := func() int { return int(cl.sent.Load() - sentBefore) }
 	state, err := s.loadState(ctx, s.db, c.ID, st.Name)
 	if err != nil {
 		return res, err
@@ -229,7 +229,7 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 	for next != nil {
 		f := <-next
 		next = nil
-		res.Requests = int(requests.Load())
+		res.Requests = requests()
 		if errors.Is(f.err, ErrRefused) && state.runCursor != nil && !restarted {
 			// The record the cursor names may have vanished at the source
 			// (PartnerStack answers 400 for an unknown starting_after): the
@@ -288,7 +288,7 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 			state.runCursor = &last
 		}
 	}
-	res.Requests = int(requests.Load())
+	res.Requests = requests()
 	return res, s.finishRun(ctx, c.ID, st.Name, state, &res)
 }
 
