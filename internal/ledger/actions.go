@@ -67,14 +67,10 @@ func (s *Service) RecordAction(ctx context.Context, p program.Principal, in Acti
 	if in.Value < 1 || in.Value > maxActionValue {
 		return a, false, errs.E(errs.Invalid, "'value' must be an integer from 1 to %d", maxActionValue)
 	}
-	// Two requests racing with one new external_key: the loser's insert
-	// violates the unique index, and its second attempt finds the winner's.
-	for attempt := 0; attempt < 2; attempt++ {
+	err = store.RetryUnique(func() error {
 		a, replayed, err = s.recordActionOnce(ctx, p, in)
-		if !store.IsUniqueViolation(err) {
-			break
-		}
-	}
+		return err
+	})
 	return a, replayed, err
 }
 

@@ -127,7 +127,7 @@ func (s *Service) CreateDeal(ctx context.Context, p program.Principal, in DealIn
 		return d, false, err
 	}
 	var id int64
-	err = retry(func() error {
+	err = store.RetryUnique(func() error {
 		return s.db.Tx(ctx, func(tx *store.Tx) error {
 			id, replayed, err = s.createDeal(ctx, tx, p, in, actorOf(p), nil)
 			return err

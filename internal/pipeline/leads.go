@@ -119,7 +119,7 @@ func (s *Service) CreateLead(ctx context.Context, p program.Principal, in LeadIn
 		return l, false, err
 	}
 	var id int64
-	err = retry(func() error {
+	err = store.RetryUnique(func() error {
 		return s.db.Tx(ctx, func(tx *store.Tx) error {
 			id, replayed, err = s.createLead(ctx, tx, p, in, actorOf(p), nil)
 			return err

@@ -221,7 +221,7 @@ func (s *Service) convertOne(ctx context.Context, p program.Principal, k kind, s
 	if p.IsPartner() {
 		return cu, false, errs.E(errs.Forbidden, "a partner token cannot convert a %s", k.name)
 	}
-	err = retry(func() error {
+	err = store.RetryUnique(func() error {
 		return s.db.Tx(ctx, func(tx *store.Tx) error {
 			o, err := find(tx)
 			if err != nil {
@@ -452,18 +452,4 @@ func (s *Service) convert(ctx context.Context, tx *store.Tx, p program.Principal
 	cp := program.Principal{CompanyID: p.CompanyID, CompanyKey: p.CompanyKey, CompanyName: p.CompanyName, Test: p.Test}
 	return s.prog.CreateCustomerIn(ctx, tx, cp, program.CustomerInput{CustomerKey: in.CustomerKey, Email: &in.Email, Name: in.Name,
 		PartnerKey: &partnerKey, Source: source})
-}
-
-// retry runs fn again once when it fails on a unique index: two requests
-// racing with one new external_key (or customer_key), where the loser's
-// second attempt finds the winner's row.
-func retry(fn func() error) error {
-	err := fn()
-	if store.IsUniqueViolation(err) {
-		err = fn()
-	}
-	if store.IsUniqueViolation(err) {
-		return errs.E(errs.Conflict, "a concurrent request wrote the same key; retry")
-	}
-	return err
 }

@@ -109,17 +109,12 @@ func (s *Service) CreateCustomer(ctx context.Context, p Principal, in CustomerIn
 	if err != nil {
 		return cu, false, err
 	}
-	// Two requests racing with one new customer_key: the loser's insert
-	// violates the unique index, and its second attempt finds the winner's row.
-	for attempt := 0; attempt < 2; attempt++ {
-		err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = store.RetryUnique(func() error {
+		return s.db.Tx(ctx, func(tx *store.Tx) error {
 			cu, created, err = s.createCustomerIn(ctx, tx, p, in, email)
 			return err
 		})
-		if !store.IsUniqueViolation(err) {
-			break
-		}
-	}
+	})
 	return cu, created, err
 }
 

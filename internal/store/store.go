@@ -22,6 +22,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/partnerd/partnerd/internal/errs"
 )
 
 // Dialect names the database engine behind a DB.
@@ -383,4 +385,19 @@ func Bool(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// RetryUnique runs fn, and once more when it fails on a unique index: two
+// requests racing with one new natural key (a customer_key, an
+// external_key), where the loser's second attempt finds the winner's row.
+// A second collision is a conflict the caller may retry.
+func RetryUnique(fn func() error) error {
+	err := fn()
+	if IsUniqueViolation(err) {
+		err = fn()
+	}
+	if IsUniqueViolation(err) {
+		return errs.E(errs.Conflict, "a concurrent request wrote the same key; retry")
+	}
+	return err
 }
