@@ -192,10 +192,7 @@ func TestSyncAgainstAPartnerStackShapedSource(t *testing.T) {
 			cfg := DefaultConfig
 			cfg.SweepEvery = 0 // every run is a full sweep here
 			s := testService(t, db, cfg)
-			c, err := s.Connect(ctx, ConnectInput{Workspace: "Agency", Name: "PS", BaseURL: f.url, Token: "good-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := connect(t, s, f)
 			res, err := s.Sync(ctx, c.Key, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -294,10 +291,7 @@ func TestCancelledSyncsResumeToTheSameState(t *testing.T) {
 			cfg := DefaultConfig
 			cfg.SweepEvery = 0 // every run a sweep, whose resumption must remember what it saw
 			whole := testService(t, eng.Open(t), cfg)
-			wc, err := whole.Connect(ctx, ConnectInput{Workspace: "A", Name: "PS", BaseURL: f.url, Token: "good-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			wc := connect(t, whole, f)
 			if _, err := whole.Sync(ctx, wc.Key, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -305,10 +299,7 @@ func TestCancelledSyncsResumeToTheSameState(t *testing.T) {
 
 			db := eng.Open(t)
 			s := testService(t, db, cfg)
-			c, err := s.Connect(ctx, ConnectInput{Workspace: "A", Name: "PS", BaseURL: f.url, Token: "good-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := connect(t, s, f)
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 			// Syncs cut after a random page until one runs through; that one
 			// resumes the run the last cut left (a sweep, so a resumed run
@@ -416,12 +407,9 @@ func TestResumeAfterTheCursorVanished(t *testing.T) {
 			f := fakeProgram(t)
 			db := eng.Open(t)
 			s := testService(t, db, DefaultConfig)
-			c, err := s.Connect(ctx, ConnectInput{Workspace: "A", Name: "PS", BaseURL: f.url, Token: "good-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := connect(t, s, f)
 			cctx, cancel := context.WithCancel(ctx)
-			_, err = s.Sync(cctx, c.Key, func(stream string, pages, _ int) {
+			_, err := s.Sync(cctx, c.Key, func(stream string, pages, _ int) {
 				if stream == "customers" && pages == 1 {
 					cancel()
 				}
@@ -462,10 +450,7 @@ func TestUpdatedStreamsReadWhatChanged(t *testing.T) {
 			f := fakeProgram(t)
 			db := eng.Open(t)
 			s := testService(t, db, DefaultConfig)
-			c, err := s.Connect(ctx, ConnectInput{Workspace: "A", Name: "PS", BaseURL: f.url, Token: "good-token"})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := connect(t, s, f)
 			if _, err := s.Sync(ctx, c.Key, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -507,4 +492,14 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// connect connects s to the fake source with its good token.
+func connect(t *testing.T, s *Service, f *fakePartnerStack) Connection {
+	t.Helper()
+	c, err := s.Connect(context.Background(), ConnectInput{Workspace: "Agency", Name: "PS", BaseURL: f.url, Token: "good-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
