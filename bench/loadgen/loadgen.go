@@ -405,3 +405,21 @@ func (p *Partnerd) Kill() {
 	_ = p.Cmd.Process.Kill()
 	_ = p.Cmd.Wait()
 }
+
+// FreshPartnerd serves a company in an emptied benchmark database (see
+// ResetDB) with the partnership "bench" every benchmark posts for, for the
+// benchmarks that compare partnerd with itself run after run.
+func FreshPartnerd(ctx context.Context, bin, dir, dbArg string) (*Partnerd, error) {
+	if err := ResetDB(ctx, dir, dbArg); err != nil {
+		return nil, err
+	}
+	pd, err := StartPartnerd(bin, dir, dbArg, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := pd.Post("/api/v2/partnerships", `{"email":"bench@partner.test","partner_key":"bench"}`); err != nil {
+		pd.Kill()
+		return nil, err
+	}
+	return pd, nil
+}

@@ -99,17 +99,11 @@ func run(f loadgen.Flags, rounds int) error {
 
 // once runs one side on a fresh database and checks what it stored.
 func once(ctx context.Context, f loadgen.Flags, bin, dir string, s *side, n int) error {
-	if err := loadgen.ResetDB(ctx, dir, f.DB); err != nil {
-		return err
-	}
-	pd, err := loadgen.StartPartnerd(bin, dir, f.DB, "")
+	pd, err := loadgen.FreshPartnerd(ctx, bin, dir, f.DB)
 	if err != nil {
 		return err
 	}
 	defer pd.Kill() // on an error path; a no-op after Stop
-	if err := pd.Post("/api/v2/partnerships", `{"email":"bench@partner.test","partner_key":"bench"}`); err != nil {
-		return err
-	}
 	for _, o := range s.offers {
 		if err := pd.Post("/api/v2/offers", o); err != nil {
 			return err

@@ -102,17 +102,11 @@ func run(f loadgen.Flags, rounds int, mix string) error {
 
 // once runs one side on a fresh database and checks what it stored.
 func once(ctx context.Context, f loadgen.Flags, bin, dir string, s *side, n int) error {
-	if err := loadgen.ResetDB(ctx, dir, f.DB); err != nil {
-		return err
-	}
-	pd, err := loadgen.StartPartnerd(bin, dir, f.DB, "")
+	pd, err := loadgen.FreshPartnerd(ctx, bin, dir, f.DB)
 	if err != nil {
 		return err
 	}
 	defer pd.Kill() // on an error path; a no-op after Stop
-	if err := pd.Post("/api/v2/partnerships", `{"email":"bench@partner.test","partner_key":"bench"}`); err != nil {
-		return err
-	}
 	for c := 0; c < customers; c++ {
 		if err := pd.Post("/api/v2/customers", fmt.Sprintf(`{"email":"c%d@customer.test","customer_key":"bench-customer-%d","partner_key":"bench"}`, c, c)); err != nil {
 			return err
