@@ -16,25 +16,29 @@ import (
 
 // Stream is one list a connection syncs.
 type Stream struct {
-	Name    string // also the list's path under the base URL
-	Status  string // the field whose changes are kept as history ("" for none)
-	Vendor  bool   // only a vendor's key pair can read it
-	Updated bool   // the list takes min_updated: runs read what changed, not a look-back
+	Name    string     // also the list's path under the base URL
+	Status  string     // the field whose changes are kept as history ("" for none)
+	Vendor  bool       // only a vendor's key pair can read it
+	Updated bool       // the list takes min_updated: runs read what changed, not a look-back
+	Query   url.Values // parameters the list needs to return everything (archived records, offers)
 }
 
 // Streams are what a connection syncs, in order: each may refer to the
 // ones before it.
 var Streams = []Stream{
-	{Name: "partnerships", Status: "status", Updated: true},
+	{Name: "partnerships", Status: "status", Updated: true, Query: url.Values{"include_archived": {"true"}, "include_offers": {"true"}}},
 	{Name: "groups", Vendor: true, Updated: true},
-	{Name: "customers", Updated: true},
-	{Name: "transactions"},
-	{Name: "rewards", Status: "reward_status"},
+	{Name: "customers", Updated: true, Query: archivedToo},
+	{Name: "transactions", Query: archivedToo},
+	{Name: "rewards", Status: "reward_status", Query: archivedToo},
 	{Name: "payouts", Status: "status"},
 	{Name: "actions"},
 	{Name: "leads", Status: "status", Vendor: true, Updated: true},
 	{Name: "deals", Status: "stage", Vendor: true, Updated: true},
 }
+
+// archivedToo asks a list for its archived records as well.
+var archivedToo = url.Values{"include_archived": {"true"}}
 
 // pageSize is PartnerStack's largest page.
 const pageSize = 250
@@ -211,11 +215,8 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 		if cursor != nil {
 			q.Set("starting_after", *cursor)
 		}
-		if st.Name == "rewards" || st.Name == "partnerships" || st.Name == "customers" || st.Name == "transactions" {
-			q.Set("include_archived", "true")
-		}
-		if st.Name == "partnerships" {
-			q.Set("include_offers", "true") // PartnerStack sends a program's offers only when asked
+		for k, v := range st.Query {
+			q[k] = v
 		}
 		ch := make(chan fetched, 1)
 		go func() {
