@@ -310,6 +310,8 @@ type referralJSON struct {
 	Email         string           `json:"email"`
 	Name          string           `json:"name"`
 	Status        string           `json:"status"`
+	RemovedAt     *int64           `json:"removed_at"`
+	Partnership   string           `json:"partnership_key"`
 	Attribution   string           `json:"attribution"`
 	CreatedAt     int64            `json:"created_at"`
 	Paying        bool             `json:"paying"`

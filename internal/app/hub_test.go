@@ -366,6 +366,7 @@ func TestHubAPI(t *testing.T) {
 		}
 		refs := agency.must("GET", "/api/hub/referrals", hubAuth, nil).items()
 		if len(refs) != 1 || refs[0]["external_key"] != "c1" || refs[0]["paying"] != true || refs[0]["attribution"] != "api" ||
+			refs[0]["status"] != "active" || refs[0]["removed_at"] != nil || refs[0]["partnership_key"] != programs[0]["partnership_key"] ||
 			num(refs[0]["revenue"].(map[string]any)["USD"]) != 10000 || num(refs[0]["rewards_earned"].(map[string]any)["USD"]) != 1000 {
 			t.Fatalf("referrals: %v", refs)
 		}

@@ -303,12 +303,18 @@ func nullJSON(v json.RawMessage) json.RawMessage {
 // Referral is a customer the agency referred to a program, with what it
 // paid and earned.
 type Referral struct {
-	Program       string
-	CustomerKey   string
-	ExternalKey   string // the vendor's own customer_key, where the source shows it
-	Email         string
-	Name          string
-	Status        string // active or archived
+	Program     string
+	CustomerKey string
+	ExternalKey string // the vendor's own customer_key, where the source shows it
+	Email       string
+	Name        string
+	// Status is the referral's assignment: active (the partner's, live at
+	// the source), archived (the vendor archived the customer), or removed
+	// (a sweep no longer found it in the partner's lists: the vendor moved
+	// it to another partner or deleted it), with RemovedAt.
+	Status        string
+	RemovedAt     *int64
+	Partnership   string // the partnership it is attributed to
 	Attribution   string // how the source says it was attributed (source_type), where it says
 	CreatedAt     int64
 	Paying        bool
@@ -346,18 +352,28 @@ func (s *Service) Referrals(ctx context.Context, workspace string) ([]Referral, 
 			add(earned, k, deref(r.currency), deref64(r.amount))
 		}
 	}
+	// Customers that left the partner's lists are referrals too: an agency
+	// wants to see what it lost, and when.
+	removed, err := s.records(ctx, workspace, "r.deleted_at IS NOT NULL AND r.stream = 'customers'")
+	if err != nil {
+		return nil, err
+	}
 	var out []Referral
-	for _, r := range all {
+	for _, r := range append(all, removed...) {
 		if r.stream != "customers" {
 			continue
 		}
 		k := r.conn + "/" + r.key
 		status := "active"
-		if r.archived {
+		switch {
+		case r.deletedAt != nil:
+			status = "removed"
+		case r.archived:
 			status = "archived"
 		}
 		ref := Referral{Program: ps.of(r).label(), CustomerKey: r.key, ExternalKey: rawString(r.raw, "customer_key"), Email: deref(r.email),
-			Name: rawName(r.raw), Status: status, Attribution: rawString(r.raw, "source_type"), CreatedAt: r.createdAt, Paying: paying[k],
+			Name: rawName(r.raw), Status: status, RemovedAt: r.deletedAt, Partnership: deref(r.partnershipRef),
+			Attribution: rawString(r.raw, "source_type"), CreatedAt: r.createdAt, Paying: paying[k],
 			Revenue: revenue[k], RewardsEarned: earned[k]}
 		if ref.Revenue == nil {
 			ref.Revenue = map[string]int64{}

@@ -81,6 +81,7 @@ type row struct {
 	raw                                        string
 	id                                         int64
 	email                                      *string
+	deletedAt                                  *int64 // when a sweep found it gone from the source
 }
 
 // Report reads a workspace's synced records (live, not test data) and
@@ -96,10 +97,17 @@ func (s *Service) Report(ctx context.Context, workspace string) (Report, error) 
 
 // liveRows reads a workspace's live records that are not test data.
 func (s *Service) liveRows(ctx context.Context, workspace string) ([]row, error) {
+	return s.records(ctx, workspace, "r.deleted_at IS NULL")
+}
+
+// records reads a workspace's records that are not test data and meet
+// where, in the order the hub stored them.
+func (s *Service) records(ctx context.Context, workspace, where string) ([]row, error) {
 	rows, err := s.db.Query(ctx, `SELECT c.key, r.stream, r.key, r.status, r.currency, r.company_key, r.company_name, r.partnership_ref,
-		r.customer_ref, r.transaction_ref, r.domain, r.reason, r.amount, r.archived, r.test, r.source_created_at, r.raw, r.id, r.email
+		r.customer_ref, r.transaction_ref, r.domain, r.reason, r.amount, r.archived, r.test, r.source_created_at, r.raw, r.id, r.email,
+		r.deleted_at
 		FROM hub_records r JOIN hub_connections c ON c.id = r.connection_id JOIN hub_workspaces w ON w.id = c.workspace_id
-		WHERE (w.key = ? OR w.name = ?) AND r.deleted_at IS NULL ORDER BY r.id`, workspace, workspace)
+		WHERE (w.key = ? OR w.name = ?) AND `+where+` ORDER BY r.id`, workspace, workspace)
 	if err != nil {
 		return nil, fmt.Errorf("read records: %w", err)
 	}
@@ -108,7 +116,8 @@ func (s *Service) liveRows(ctx context.Context, workspace string) ([]row, error)
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.conn, &r.stream, &r.key, &r.status, &r.currency, &r.companyKey, &r.companyName, &r.partnershipRef,
-			&r.customerRef, &r.txRef, &r.domain, &r.reason, &r.amount, &r.archived, &r.test, &r.createdAt, &r.raw, &r.id, &r.email); err != nil {
+			&r.customerRef, &r.txRef, &r.domain, &r.reason, &r.amount, &r.archived, &r.test, &r.createdAt, &r.raw, &r.id, &r.email,
+			&r.deletedAt); err != nil {
 			return nil, fmt.Errorf("scan record: %w", err)
 		}
 		if !r.test {

@@ -247,6 +247,20 @@ func TestSyncAgainstAPartnerStackShapedSource(t *testing.T) {
 			if n := count(t, db, fmt.Sprintf("SELECT COUNT(*) FROM hub_records WHERE key = '%s' AND deleted_at IS NOT NULL", gone)); n != 1 {
 				t.Error("a vanished customer is not soft-deleted")
 			}
+			refs, err := s.Referrals(ctx, "Agency")
+			if err != nil {
+				t.Fatal(err)
+			}
+			statuses := map[string]int{}
+			for _, r := range refs {
+				statuses[r.Status]++
+				if (r.Status == "removed") != (r.CustomerKey == gone) || (r.RemovedAt != nil) != (r.Status == "removed") {
+					t.Errorf("referral %s: status %s, removed at %v", r.CustomerKey, r.Status, r.RemovedAt)
+				}
+			}
+			if statuses["removed"] != 1 || statuses["active"] != len(f.records["customers"]) {
+				t.Errorf("referral statuses %v, with %d customers at the source", statuses, len(f.records["customers"]))
+			}
 			if n := count(t, db, `SELECT COUNT(*) FROM hub_record_changes ch JOIN hub_records r ON r.id = ch.record_id
 				WHERE r.key = 'rew_0007' AND ch.from_value = 'pending' AND ch.to_value = 'approved'`); n != 1 {
 				t.Error("the reward's status change is not in its history")
