@@ -22,6 +22,7 @@ import (
 const usage = `partnerd: a partner program engine with a PartnerStack-compatible API
 
 Usage:
+  partnerd demo             seed a realistic program into ./partnerd-demo.db and serve it, with logins
   partnerd serve            run the HTTP server (applies migrations first)
   partnerd migrate          apply database migrations and exit
   partnerd program create   create a company (a vendor's program) and print its keys
@@ -45,6 +46,7 @@ Usage:
                             import groups, partners, customers, transactions, leads, deals or rewards
   partnerd export           write every object type as CSV and JSON lines
   partnerd hub connect|sync connect an agency to a program by token; sync it (read-only)
+  partnerd user create      create a web app user: vendor, partner (portal) or agency
   partnerd version          print the version
 
 Every command takes --db (env PARTNERD_DB): a SQLite file path (default
@@ -103,6 +105,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return exportCmd(ctx, args[1:], stdout, stderr)
 	case "hub":
 		return hubCmd(ctx, args[1:], stdout, stderr)
+	case "user":
+		return userCmd(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "partnerd", app.Version)
 		return nil

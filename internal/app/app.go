@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/partnerd/partnerd/internal/accounts"
 	"github.com/partnerd/partnerd/internal/api"
 	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/clock"
@@ -29,6 +30,7 @@ import (
 	"github.com/partnerd/partnerd/internal/secret"
 	"github.com/partnerd/partnerd/internal/store"
 	"github.com/partnerd/partnerd/internal/tracking"
+	"github.com/partnerd/partnerd/internal/web"
 	"github.com/partnerd/partnerd/internal/webhooks"
 )
 
@@ -72,6 +74,7 @@ type App struct {
 	Importer *importer.Service
 	Pipeline *pipeline.Service
 	Hub      *hub.Service
+	Accounts *accounts.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -175,7 +178,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	hooks := webhooks.New(db, cfg.Clock, srv.RenderEvent, nil)
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, Pipeline: pipe, Hub: hb, API: srv, Handler: srv}, nil
+	users := accounts.New(db, cfg.Clock)
+	site, err := web.New(web.Deps{DB: db, Clock: cfg.Clock, Log: cfg.Logger, Accounts: users, Program: prog, Ledger: led, Hub: hb})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	site.Routes(srv)
+	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, Pipeline: pipe, Hub: hb,
+		Accounts: users, API: srv, Handler: srv}, nil
 }
 
 // runSchedules approves rewards whose hold period is over every 30 seconds

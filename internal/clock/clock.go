@@ -50,3 +50,33 @@ func (m *Manual) Set(t time.Time) {
 	m.now = t
 	m.mu.Unlock()
 }
+
+// Shifted is the system clock moved by an offset that can be changed: a
+// running program can be put back in time (to seed history, as
+// `partnerd demo` does) and then returned to the present, while time
+// still passes.
+type Shifted struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the system time plus the offset.
+func (s *Shifted) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.offset)
+}
+
+// Set makes Now return t from this instant on (and time pass from there).
+func (s *Shifted) Set(t time.Time) {
+	s.mu.Lock()
+	s.offset = time.Until(t)
+	s.mu.Unlock()
+}
+
+// Reset returns the clock to the present.
+func (s *Shifted) Reset() {
+	s.mu.Lock()
+	s.offset = 0
+	s.mu.Unlock()
+}

@@ -35,6 +35,17 @@ type Link struct {
 
 var slugRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 
+// ReservedSlug tells whether a slug names one of partnerd's own top-level
+// pages, which a link domain (served by the same server) would show
+// instead of the link.
+func ReservedSlug(s string) bool {
+	switch strings.ToLower(s) {
+	case "app", "hub", "portal", "login", "logout", "static", "healthz", "readyz", "metrics", "partnerstack.js":
+		return true
+	}
+	return false
+}
+
 // ValidSlug tells whether s can be a link slug.
 func ValidSlug(s string) bool { return slugRe.MatchString(s) }
 
@@ -114,6 +125,9 @@ type LinkInput struct {
 func (s *Service) CreateLink(ctx context.Context, p Principal, ident string, in LinkInput) (Link, error) {
 	if !ValidSlug(in.Slug) {
 		return Link{}, errs.E(errs.Invalid, "'slug' may contain only letters, digits, '_', '.' and '-' (at most 100): %q", in.Slug)
+	}
+	if ReservedSlug(in.Slug) {
+		return Link{}, errs.E(errs.Invalid, "'slug' %q is a page of partnerd's own on a link domain: choose another", in.Slug)
 	}
 	if err := ValidDestination("dest", in.Destination); err != nil {
 		return Link{}, err
