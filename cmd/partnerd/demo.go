@@ -41,6 +41,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addr := fs.String("addr", envOr("PARTNERD_ADDR", "127.0.0.1:8080"), "listen address (env PARTNERD_ADDR)")
 	scale := fs.Int("scale", 1, "multiply the customers, payments and clicks (1: about 12,000 customers and 47,000 payments)")
 	partners := fs.Int("partners", 60, "how many partners")
+	customers := fs.Int("customers", 0, "how many customers, instead of 12,000 × scale")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !seeded {
 		began := time.Now()
 		res, err := demo.Seed(ctx, demo.Services{DB: a.DB, Program: a.Program, Ledger: a.Ledger, Importer: a.Importer},
-			demo.Options{Partners: *partners, Scale: *scale, Seed: 1, Clock: clk, Progress: func(s string) { fmt.Fprintln(stdout, "demo:", s) }})
+			demo.Options{Partners: *partners, Scale: *scale, Customers: *customers, Seed: 1, Clock: clk, Progress: func(s string) { fmt.Fprintln(stdout, "demo:", s) }})
 		if err != nil {
 			return fmt.Errorf("seed the demo: %w", err)
 		}

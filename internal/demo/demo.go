@@ -36,6 +36,8 @@ const CompanyName = "Acme Analytics"
 type Options struct {
 	Partners int
 	Scale    int
+	// Customers, when set, replaces the 12,000 × Scale customers.
+	Customers int
 	Seed     uint64
 	// Clock is the clock the services run on: the seeder walks it through
 	// the year so that every record is made when it happened (rewards,
@@ -209,6 +211,9 @@ func Seed(ctx context.Context, sv Services, o Options) (Result, error) {
 	}
 	var signups []signup
 	nCustomers := 12000 * o.Scale
+	if o.Customers > 0 {
+		nCustomers = o.Customers
+	}
 	for c := 0; c < nCustomers; c++ {
 		pt := partners[pick(rng, partners, total)]
 		span := today.Sub(pt.joined)

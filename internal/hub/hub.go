@@ -89,6 +89,19 @@ type Workspace struct {
 	CreatedAt int64
 }
 
+// WorkspaceByID returns a workspace by its id (a web user's).
+func (s *Service) WorkspaceByID(ctx context.Context, id int64) (Workspace, error) {
+	var w Workspace
+	err := s.db.QueryRow(ctx, "SELECT id, key, name, created_at FROM hub_workspaces WHERE id = ?", id).Scan(&w.ID, &w.Key, &w.Name, &w.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return w, errs.E(errs.NotFound, "no such workspace")
+	}
+	if err != nil {
+		return w, fmt.Errorf("read workspace: %w", err)
+	}
+	return w, nil
+}
+
 // EnsureWorkspace returns the workspace with the key or name ident,
 // creating one with that name when there is none.
 func (s *Service) EnsureWorkspace(ctx context.Context, ident string) (Workspace, error) {

@@ -131,9 +131,22 @@ func (s *Service) CreatePartnerToken(ctx context.Context, companyKey, partnerKey
 	if err != nil {
 		return "", fmt.Errorf("find partnership: %w", err)
 	}
+	return s.insertPartnerToken(ctx, c.ID, partnershipID)
+}
+
+// CreateOwnPartnerToken makes a new API token for the partner p itself
+// (from its portal). It is returned once and stored only as a hash.
+func (s *Service) CreateOwnPartnerToken(ctx context.Context, p Principal) (string, error) {
+	if !p.IsPartner() {
+		return "", errs.E(errs.Forbidden, "only a partner has partner tokens")
+	}
+	return s.insertPartnerToken(ctx, p.CompanyID, p.PartnershipID)
+}
+
+func (s *Service) insertPartnerToken(ctx context.Context, companyID, partnershipID int64) (string, error) {
 	token := secret.Token("ptok")
 	if _, err := s.db.Exec(ctx, `INSERT INTO partner_tokens (company_id, partnership_id, token_hash, created_at) VALUES (?, ?, ?, ?)`,
-		c.ID, partnershipID, secret.Hash(token), s.now()); err != nil {
+		companyID, partnershipID, secret.Hash(token), s.now()); err != nil {
 		return "", fmt.Errorf("store partner token: %w", err)
 	}
 	return token, nil
@@ -184,4 +197,53 @@ func (s *Service) PublicKeyPrincipal(ctx context.Context, publicKey string) (Pri
 		return p, "", err
 	})
 	return p, err
+}
+
+// PartnerToken is an API token of a partnership, as its owner sees it:
+// never the token itself, which is shown once at creation.
+type PartnerToken struct {
+	ID        int64
+	Hint      string // the first characters of the token's hash, to tell tokens apart
+	CreatedAt int64
+}
+
+// ListPartnerTokens lists a partner's own tokens.
+func (s *Service) ListPartnerTokens(ctx context.Context, p Principal) ([]PartnerToken, error) {
+	if !p.IsPartner() {
+		return nil, errs.E(errs.Forbidden, "only a partner has partner tokens")
+	}
+	rows, err := s.db.Query(ctx, `SELECT id, token_hash, created_at FROM partner_tokens WHERE company_id = ? AND partnership_id = ? ORDER BY id DESC`,
+		p.CompanyID, p.PartnershipID)
+	if err != nil {
+		return nil, fmt.Errorf("list partner tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []PartnerToken
+	for rows.Next() {
+		var t PartnerToken
+		var hash string
+		if err := rows.Scan(&t.ID, &hash, &t.CreatedAt); err != nil {
+			return nil, fmt.Errorf("scan partner token: %w", err)
+		}
+		t.Hint = hash[:min(8, len(hash))]
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokePartnerToken deletes one of a partner's own tokens. This node
+// forgets it at once; other nodes' caches hold it for at most their TTL
+// (a minute).
+func (s *Service) RevokePartnerToken(ctx context.Context, p Principal, id int64) error {
+	var hash string
+	err := s.db.QueryRow(ctx, `DELETE FROM partner_tokens WHERE id = ? AND company_id = ? AND partnership_id = ? RETURNING token_hash`,
+		id, p.CompanyID, p.PartnershipID).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errs.E(errs.NotFound, "no such token")
+	}
+	if err != nil {
+		return fmt.Errorf("revoke partner token: %w", err)
+	}
+	s.auth.m.Delete("pt:" + hash)
+	return nil
 }

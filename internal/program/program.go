@@ -198,8 +198,9 @@ func NormalizeEmail(field, email string) (string, error) {
 }
 
 // authCache remembers successful key and token look-ups for a short time so
-// authentication costs no query on the hot path. Keys are never deleted in
-// this version, so the TTL only bounds how long a future revocation takes.
+// authentication costs no query on the hot path. A partner revoking a token
+// removes it from this node's cache; the TTL bounds how long other nodes
+// still accept it.
 type authCache struct {
 	ttl time.Duration
 	m   sync.Map // lookup key -> cachedPrincipal

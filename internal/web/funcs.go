@@ -34,8 +34,9 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"name": name,
-	"join": strings.Join,
+	"name":  name,
+	"join":  strings.Join,
+	"split": strings.Fields,
 	"title": func(s string) string {
 		if s == "" {
 			return s

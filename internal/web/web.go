@@ -99,6 +99,23 @@ func (s *Server) Routes(mux Handler) {
 	mux.Handle("POST /app/rewards", vendor(s.reviewRewards))
 	mux.Handle("GET /app/payouts", vendor(s.payouts))
 	mux.Handle("POST /app/payouts/{key}/paid", vendor(s.markPaid))
+
+	partner := func(h pageFunc) http.Handler { return s.page(h, kind(accounts.Partner)) }
+	mux.Handle("GET /portal", partner(s.portal))
+	mux.Handle("GET /portal/customers", partner(s.portalCustomers))
+	mux.Handle("GET /portal/rewards", partner(s.portalRewards))
+	mux.Handle("GET /portal/payouts", partner(s.portalPayouts))
+	mux.Handle("GET /portal/tokens", partner(s.portalTokens))
+	mux.Handle("POST /portal/tokens", partner(s.createToken))
+	mux.Handle("POST /portal/tokens/{id}/revoke", partner(s.revokeToken))
+
+	agency := func(h pageFunc) http.Handler { return s.page(h, kind(accounts.Agency)) }
+	mux.Handle("GET /hub", agency(s.hubConnections))
+	mux.Handle("POST /hub/connections", agency(s.hubConnect))
+	mux.Handle("POST /hub/connections/{key}/sync", agency(s.hubSyncNow))
+	mux.Handle("GET /hub/report", agency(s.hubReport))
+	mux.Handle("GET /hub/referrals", agency(s.hubReferrals))
+	mux.Handle("GET /hub/accounts", agency(s.hubAccounts))
 }
 
 // cacheForever marks embedded assets cacheable; their URLs carry the

@@ -1,0 +1,265 @@
+package web
+
+import (
+	"context"
+	"html/template"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/partnerd/partnerd/internal/accounts"
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/hub"
+	"github.com/partnerd/partnerd/internal/money"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// The agency's pages: its hub workspace, what it synced and what it earned.
+
+func (s *Server) workspace(ctx context.Context, sess *accounts.Session) (hub.Workspace, error) {
+	return s.Hub.WorkspaceByID(ctx, sess.User.WorkspaceID)
+}
+
+type connectionRow struct {
+	hub.Connection
+	Streams []hub.StreamState
+	Records int
+}
+
+type connectionsView struct {
+	Workspace   hub.Workspace
+	Connections []connectionRow
+	DefaultBase string
+	Name, Base  string // the add form, kept after a refusal (never the token)
+}
+
+func (s *Server) hubConnections(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	return s.showConnections(w, r, sess, http.StatusOK, "", "", "")
+}
+
+func (s *Server) showConnections(w http.ResponseWriter, r *http.Request, sess *accounts.Session, status int, problem, name, base string) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	list, err := s.Hub.Connections(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	v := connectionsView{Workspace: ws, DefaultBase: hub.DefaultBaseURL, Name: name, Base: base}
+	for _, c := range list {
+		st, err := s.Hub.Streams(r.Context(), c)
+		if err != nil {
+			return err
+		}
+		row := connectionRow{Connection: c, Streams: st}
+		for _, x := range st {
+			row.Records += x.Records
+		}
+		v.Connections = append(v.Connections, row)
+	}
+	return s.render(w, status, "hub", view{Title: "Connections", Nav: "hub", Session: sess, Flash: r.URL.Query().Get("done"), Error: problem, Data: v})
+}
+
+// hubConnect adds a connection. The token is checked with one read at
+// the source before anything is stored; a refusal shows the form again
+// without the token.
+func (s *Server) hubConnect(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	if !sess.User.Can() {
+		return errs.E(errs.Forbidden, "a viewer cannot add connections")
+	}
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	name, base := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("base_url"))
+	if base == "" {
+		base = hub.DefaultBaseURL
+	}
+	c, err := s.Hub.Connect(r.Context(), hub.ConnectInput{Workspace: ws.Key, Name: name, BaseURL: base, Token: strings.TrimSpace(r.PostFormValue("token"))})
+	if err != nil {
+		if errs.CodeOf(err) == errs.Internal {
+			return err
+		}
+		return s.showConnections(w, r, sess, http.StatusBadRequest, errs.MessageOf(err), name, base)
+	}
+	if _, err := s.Hub.SyncSoon(r.Context(), ws, c.Key); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/hub?done="+urlQueryEscape("Connected "+c.Name+": its first sync starts within a minute."), http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) hubSyncNow(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	if !sess.User.Can() {
+		return errs.E(errs.Forbidden, "a viewer cannot start syncs")
+	}
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	c, err := s.Hub.SyncSoon(r.Context(), ws, r.PathValue("key"))
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/hub?done="+urlQueryEscape(c.Name+" will sync within a minute."), http.StatusSeeOther)
+	return nil
+}
+
+type reportView struct {
+	Report  hub.Report
+	Earned  template.HTML
+	Chart   string // the currency the chart shows
+	Months  []string
+	Program string
+}
+
+func (s *Server) hubReport(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	rep, err := s.Hub.Report(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	// Earned and paid over time, summed over programs, in the currency
+	// with the most earned.
+	byCur := map[string]int64{}
+	for _, pm := range rep.Programs {
+		for _, m := range pm.Money {
+			byCur[m.Currency] += m.Earned
+		}
+	}
+	cur := ""
+	for c, v := range byCur {
+		if cur == "" || v > byCur[cur] || (v == byCur[cur] && c < cur) {
+			cur = c
+		}
+	}
+	monthSet := map[string]int64{}
+	for _, pm := range rep.Programs {
+		for _, m := range pm.Money {
+			if m.Currency == cur {
+				monthSet[pm.Month] += m.Earned
+			}
+		}
+	}
+	var months []string
+	for m := range monthSet {
+		months = append(months, m)
+	}
+	sort.Strings(months)
+	values := make([]int64, len(months))
+	for i, m := range months {
+		values[i] = monthSet[m]
+	}
+	v := reportView{Report: rep, Chart: cur, Months: months}
+	if cur != "" {
+		v.Earned = barChart("Rewards earned by month ("+cur+")", months, values, func(x int64) string { return money.Format(x, cur) })
+	}
+	return s.render(w, http.StatusOK, "hub_report", view{Title: "Report", Nav: "hub_report", Session: sess, Data: v})
+}
+
+// indexed is an item of a list held in memory, with its position as its
+// cursor: the hub's model is derived on read, so its lists are paged in
+// memory.
+type indexed[T any] struct {
+	I int
+	V T
+}
+
+func memListing[T any](name string, all []T, head []string, row func(T) []string) listing[indexed[T]] {
+	return listing[indexed[T]]{name: name, csvHead: head,
+		csvRow: func(x indexed[T]) []string { return row(x.V) },
+		key:    func(x indexed[T]) string { return strconv.Itoa(x.I) },
+		fetch: func(pg store.Page) ([]indexed[T], store.Result, error) {
+			from, to := 0, len(all)
+			if pg.After != "" {
+				n, err := strconv.Atoi(pg.After)
+				if err != nil {
+					return nil, store.Result{}, errs.E(errs.Invalid, "after: not a position")
+				}
+				from = n + 1
+			}
+			if pg.Before != "" {
+				n, err := strconv.Atoi(pg.Before)
+				if err != nil {
+					return nil, store.Result{}, errs.E(errs.Invalid, "before: not a position")
+				}
+				to, from = min(n, len(all)), max(0, n-pg.Limit)
+			} else {
+				to = min(len(all), from+pg.Limit)
+			}
+			from = min(max(from, 0), len(all))
+			to = max(from, to)
+			var out []indexed[T]
+			for i := from; i < to; i++ {
+				out = append(out, indexed[T]{i, all[i]})
+			}
+			more := to < len(all)
+			if pg.Before != "" {
+				more = from > 0
+			}
+			return out, store.Result{HasMore: more, Total: len(all)}, nil
+		}}
+}
+
+func (s *Server) hubReferrals(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	all, err := s.Hub.Referrals(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	f := filters(r, "status", "program", "q")
+	var kept []hub.Referral
+	for _, x := range all {
+		if (f["status"] == "" || x.Status == f["status"]) && (f["program"] == "" || x.Program == f["program"]) &&
+			(f["q"] == "" || strings.Contains(strings.ToLower(x.Email+" "+x.Name), strings.ToLower(f["q"]))) {
+			kept = append(kept, x)
+		}
+	}
+	sort.SliceStable(kept, func(i, j int) bool { return kept[i].CreatedAt > kept[j].CreatedAt })
+	l := memListing("referrals", kept, []string{"program", "customer_key", "email", "name", "status", "paying", "created_at"},
+		func(x hub.Referral) []string {
+			return []string{x.Program, x.CustomerKey, x.Email, x.Name, x.Status, strconv.FormatBool(x.Paying), csvTime(x.CreatedAt)}
+		})
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "hub_referrals", view{Title: "Referrals", Nav: "hub_referrals", Session: sess,
+		Data: listView[indexed[hub.Referral]]{Items: items, Pager: pg, Filter: f}})
+}
+
+func (s *Server) hubAccounts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	all, err := s.Hub.Accounts(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	f := filters(r, "q", "shared")
+	var kept []hub.Account
+	for _, a := range all {
+		if (f["q"] == "" || strings.Contains(strings.ToLower(a.Name), strings.ToLower(f["q"]))) && (f["shared"] != "1" || len(a.Programs) > 1) {
+			kept = append(kept, a)
+		}
+	}
+	l := memListing("accounts", kept, []string{"account", "domain", "programs", "contacts", "first_referred_at"},
+		func(a hub.Account) []string {
+			return []string{a.Name, a.Domain, strings.Join(a.Programs, "; "), strconv.Itoa(len(a.Contacts)), csvTime(a.FirstReferredAt)}
+		})
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "hub_accounts", view{Title: "Accounts", Nav: "hub_accounts", Session: sess,
+		Data: listView[indexed[hub.Account]]{Items: items, Pager: pg, Filter: f}})
+}

@@ -1,0 +1,237 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/partnerd/partnerd/internal/accounts"
+	"github.com/partnerd/partnerd/internal/errs"
+	"github.com/partnerd/partnerd/internal/ledger"
+	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/store"
+)
+
+// The partner portal: a partner sees its own partnership only, through
+// the same scoped principal a partner API token gets.
+
+func (s *Server) partnerPrincipal(ctx context.Context, sess *accounts.Session) (program.Principal, *program.Company, error) {
+	c, err := s.Program.CompanyByID(ctx, sess.User.CompanyID)
+	if err != nil {
+		return program.Principal{}, nil, fmt.Errorf("read company: %w", err)
+	}
+	return program.Principal{CompanyID: c.ID, CompanyKey: c.Key, CompanyName: c.Name, PartnershipID: sess.User.PartnershipID}, &c, nil
+}
+
+// ownPartnership is the partner's partnership.
+func (s *Server) ownPartnership(ctx context.Context, p program.Principal) (program.Partnership, error) {
+	list, _, err := s.Program.ListPartnerships(ctx, p, program.PartnershipFilter{IncludeArchived: true}, store.Page{Limit: 1})
+	if err != nil {
+		return program.Partnership{}, err
+	}
+	if len(list) == 0 {
+		return program.Partnership{}, errs.E(errs.NotFound, "your partnership no longer exists")
+	}
+	return list[0], nil
+}
+
+type portalView struct {
+	Partnership program.Partnership
+	Links       []program.Link
+	LinkBase    string
+	Stats       partnerStats
+	Payouts     []ledger.Payout
+}
+
+// partnerStats are a partnership's totals: its funnel, and its rewards by
+// status and currency.
+type partnerStats struct {
+	Clicks, Signups, Customers int64
+	Rewards                    []statusMoney
+}
+
+type statusMoney struct {
+	Status   string
+	Currency string
+	Count    int64
+	Amount   int64
+}
+
+func (s *Server) partnerStats(ctx context.Context, p program.Principal) (partnerStats, error) {
+	var st partnerStats
+	for _, q := range []struct {
+		dst   *int64
+		query string
+	}{
+		{&st.Clicks, "SELECT COUNT(*) FROM clicks WHERE partnership_id = ? AND company_id = ? AND test = 0"},
+		{&st.Signups, "SELECT COUNT(*) FROM signups WHERE partnership_id = ? AND company_id = ? AND test = 0"},
+		{&st.Customers, "SELECT COUNT(*) FROM customers WHERE partnership_id = ? AND company_id = ? AND test = 0 AND archived = 0"},
+	} {
+		if err := s.DB.QueryRow(ctx, q.query, p.PartnershipID, p.CompanyID).Scan(q.dst); err != nil {
+			return st, fmt.Errorf("partner totals: %w", err)
+		}
+	}
+	rows, err := s.DB.Query(ctx, `SELECT status, currency, COUNT(*), SUM(amount) FROM rewards
+		WHERE partnership_id = ? AND company_id = ? AND test = 0 AND archived = 0 GROUP BY status, currency ORDER BY status, currency`,
+		p.PartnershipID, p.CompanyID)
+	if err != nil {
+		return st, fmt.Errorf("partner rewards: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m statusMoney
+		if err := rows.Scan(&m.Status, &m.Currency, &m.Count, &m.Amount); err != nil {
+			return st, fmt.Errorf("partner rewards: %w", err)
+		}
+		st.Rewards = append(st.Rewards, m)
+	}
+	return st, rows.Err()
+}
+
+func (s *Server) portal(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	p, company, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	ps, err := s.ownPartnership(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	v := portalView{Partnership: ps, LinkBase: baseURL(r)}
+	if v.Links, err = s.Program.ListLinks(r.Context(), p, ps.Key); err != nil {
+		return err
+	}
+	if v.Stats, err = s.partnerStats(r.Context(), p); err != nil {
+		return err
+	}
+	if v.Payouts, _, err = s.Ledger.ListPayouts(r.Context(), p, ledger.PayoutFilter{}, store.Page{Limit: 6, Desc: true}); err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "portal", view{Title: company.Name + " partner program", Nav: "portal", Session: sess, Company: company, Data: v})
+}
+
+func (s *Server) portalCustomers(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	p, company, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	f := filters(r, "email")
+	l := listing[program.Customer]{name: "my-customers",
+		fetch: func(pg store.Page) ([]program.Customer, store.Result, error) {
+			return s.Program.ListCustomers(r.Context(), p, program.CustomerFilter{Email: f["email"]}, pg)
+		},
+		key:     func(x program.Customer) string { return x.Key },
+		csvHead: []string{"key", "email", "name", "created_at"},
+		csvRow:  func(x program.Customer) []string { return []string{x.Key, x.Email, x.Name, csvTime(x.CreatedAt)} }}
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "portal_customers", view{Title: "My customers", Nav: "portal_customers", Session: sess, Company: company,
+		Data: listView[program.Customer]{Items: items, Pager: pg, Filter: f}})
+}
+
+func (s *Server) portalRewards(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	p, company, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	f := filters(r, "status")
+	if f["status"] != "" && !contains(rewardStatuses, f["status"]) {
+		return errs.E(errs.Invalid, "status: %q is not a reward status", f["status"])
+	}
+	l := listing[ledger.Reward]{name: "my-rewards",
+		fetch: func(pg store.Page) ([]ledger.Reward, store.Result, error) {
+			return s.Ledger.ListRewards(r.Context(), p, ledger.RewardFilter{Status: f["status"]}, pg)
+		},
+		key:     func(x ledger.Reward) string { return x.Key },
+		csvHead: []string{"key", "status", "amount", "currency", "description", "customer_email", "decline_reason", "created_at"},
+		csvRow: func(x ledger.Reward) []string {
+			return []string{x.Key, x.Status, csvMoney(x.Amount, x.Currency), x.Currency, x.Description, csvOpt(x.CustomerEmail), csvOpt(x.DeclineReason), csvTime(x.CreatedAt)}
+		}}
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "portal_rewards", view{Title: "My rewards", Nav: "portal_rewards", Session: sess, Company: company,
+		Data: listView[ledger.Reward]{Items: items, Pager: pg, Filter: f, Extra: rewardStatuses}})
+}
+
+func (s *Server) portalPayouts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	p, company, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	l := listing[ledger.Payout]{name: "my-payouts",
+		fetch: func(pg store.Page) ([]ledger.Payout, store.Result, error) {
+			return s.Ledger.ListPayouts(r.Context(), p, ledger.PayoutFilter{}, pg)
+		},
+		key:     func(x ledger.Payout) string { return x.Key },
+		csvHead: []string{"key", "period", "status", "amount", "currency", "rewards", "external_reference"},
+		csvRow: func(x ledger.Payout) []string {
+			return []string{x.Key, x.Period, x.Status, csvMoney(x.Amount, x.Currency), x.Currency, strconv.Itoa(x.RewardCount), csvOpt(x.ExternalReference)}
+		}}
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "portal_payouts", view{Title: "My payouts", Nav: "portal_payouts", Session: sess, Company: company,
+		Data: listView[ledger.Payout]{Items: items, Pager: pg}})
+}
+
+type tokensView struct {
+	Tokens []program.PartnerToken
+	New    string // a token just made, shown once
+	API    string
+}
+
+func (s *Server) portalTokens(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	return s.showTokens(w, r, sess, "", "")
+}
+
+func (s *Server) showTokens(w http.ResponseWriter, r *http.Request, sess *accounts.Session, fresh, flash string) error {
+	p, company, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	list, err := s.Program.ListPartnerTokens(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if flash == "" {
+		flash = r.URL.Query().Get("done")
+	}
+	return s.render(w, http.StatusOK, "portal_tokens", view{Title: "API tokens", Nav: "portal_tokens", Session: sess, Company: company,
+		Flash: flash, Data: tokensView{Tokens: list, New: fresh, API: baseURL(r) + "/api/v2"}})
+}
+
+// createToken shows the new token on the response to the POST itself, not
+// after a redirect: it is never stored, so it could not be shown again.
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	p, _, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	tok, err := s.Program.CreateOwnPartnerToken(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	return s.showTokens(w, r, sess, tok, "A new token: copy it now, it is not shown again.")
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	p, _, err := s.partnerPrincipal(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return errs.E(errs.NotFound, "no such token")
+	}
+	if err := s.Program.RevokePartnerToken(r.Context(), p, id); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/portal/tokens?done="+urlQueryEscape("Token revoked."), http.StatusSeeOther)
+	return nil
+}
