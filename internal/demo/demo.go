@@ -38,7 +38,7 @@ type Options struct {
 	Scale    int
 	// Customers, when set, replaces the 12,000 × Scale customers.
 	Customers int
-	Seed     uint64
+	Seed      uint64
 	// Clock is the clock the services run on: the seeder walks it through
 	// the year so that every record is made when it happened (rewards,
 	// approvals and payouts included), and returns it to the present.
