@@ -67,14 +67,22 @@ func EmitAll(ctx context.Context, q store.Querier, companyID int64, name, kind s
 	if len(ids) == 1 {
 		return Emit(ctx, q, companyID, name, kind, ids[0], at)
 	}
-	args := make([]any, 0, 5*len(ids))
-	for _, id := range ids {
-		args = append(args, companyID, name, kind, id, at)
-	}
-	query := "INSERT INTO events (company_id, name, kind, object_id, created_at) VALUES " +
-		strings.Repeat("(?, ?, ?, ?, ?), ", len(ids)-1) + "(?, ?, ?, ?, ?)"
-	if _, err := q.Exec(ctx, query, args...); err != nil {
-		return fmt.Errorf("record %d %s events: %w", len(ids), name, err)
+	// In chunks: a payout of thousands of rewards emits thousands of
+	// events, and one statement may bind at most 32,766 parameters on
+	// SQLite (65,535 on PostgreSQL).
+	const chunk = 1000
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		args := make([]any, 0, 5*n)
+		for _, id := range ids[:n] {
+			args = append(args, companyID, name, kind, id, at)
+		}
+		query := "INSERT INTO events (company_id, name, kind, object_id, created_at) VALUES " +
+			strings.Repeat("(?, ?, ?, ?, ?), ", n-1) + "(?, ?, ?, ?, ?)"
+		if _, err := q.Exec(ctx, query, args...); err != nil {
+			return fmt.Errorf("record %d %s events: %w", n, name, err)
+		}
+		ids = ids[n:]
 	}
 	return nil
 }
