@@ -33,6 +33,10 @@ type ListSpec struct {
 	Limit   int
 	After   string // starting_after
 	Before  string // ending_before
+	// CountUpTo, when set, bounds the count of the list: Total stops at
+	// CountUpTo+1 (meaning "more than CountUpTo"). Counting a long list
+	// exactly costs a read of every row it holds on every page.
+	CountUpTo int
 }
 
 // Result is what List found besides the rows.
@@ -56,7 +60,11 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 		whereSQL = strings.Join(where, " AND ")
 	}
 
-	if err := q.QueryRow(ctx, "SELECT COUNT(*) FROM "+spec.From+" WHERE "+whereSQL, args...).Scan(&res.Total); err != nil {
+	count := "SELECT COUNT(*) FROM " + spec.From + " WHERE " + whereSQL
+	if spec.CountUpTo > 0 {
+		count = fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d) bounded", spec.From, whereSQL, spec.CountUpTo+1)
+	}
+	if err := q.QueryRow(ctx, count, args...).Scan(&res.Total); err != nil {
 		return nil, res, fmt.Errorf("count list: %w", err)
 	}
 
@@ -139,6 +147,8 @@ type Page struct {
 	MaxCreated *int64
 	MinUpdated *int64
 	MaxUpdated *int64
+	// CountUpTo bounds the list's count (see ListSpec.CountUpTo).
+	CountUpTo int
 }
 
 // Apply copies the page's cursor, order and time windows onto spec, for the
@@ -148,6 +158,7 @@ func (p Page) Apply(spec *ListSpec, alias string) {
 	spec.After = p.After
 	spec.Before = p.Before
 	spec.Desc = p.Desc
+	spec.CountUpTo = p.CountUpTo
 	col := "created_at"
 	if p.OrderBy != "" {
 		col = p.OrderBy // validated by the caller against the columns it allows

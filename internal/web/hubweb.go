@@ -202,7 +202,7 @@ func memListing[T any](name string, all []T, head []string, row func(T) []string
 			if pg.Before != "" {
 				more = from > 0
 			}
-			return out, store.Result{HasMore: more, Total: len(all)}, nil
+			return out, store.Result{HasMore: more, Total: min(len(all), pg.CountUpTo+1)}, nil
 		}}
 }
 

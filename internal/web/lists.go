@@ -16,6 +16,10 @@ import (
 const (
 	pageSize   = 50
 	exportPage = 250
+	// countUpTo bounds the count a list page shows ("10000+ in all"):
+	// counting a list of a million payments on every page view would cost
+	// more than the page.
+	countUpTo = 10000
 )
 
 // listing is one of the app's lists: how to read a page of it from its
@@ -31,7 +35,7 @@ type listing[T any] struct {
 
 // pager is what a list template shows under the table.
 type pager struct {
-	Total      int
+	Total      string // "1234", or "10000+" past countUpTo
 	Prev, Next string // URLs, empty when there is nothing that way
 	CSV        string
 }
@@ -43,12 +47,15 @@ func (l listing[T]) page(w http.ResponseWriter, r *http.Request) (items []T, p p
 	if q.Get("format") == "csv" {
 		return nil, p, true, l.export(w, r)
 	}
-	pg := store.Page{Limit: pageSize, After: q.Get("after"), Before: q.Get("before"), Desc: true}
+	pg := store.Page{Limit: pageSize, After: q.Get("after"), Before: q.Get("before"), Desc: true, CountUpTo: countUpTo}
 	items, res, err := l.fetch(pg)
 	if err != nil {
 		return nil, p, false, err
 	}
-	p.Total = res.Total
+	p.Total = strconv.Itoa(res.Total)
+	if res.Total > countUpTo {
+		p.Total = strconv.Itoa(countUpTo) + "+"
+	}
 	link := func(param, cursor string) string {
 		v := url.Values{}
 		for k, vs := range q {
@@ -84,7 +91,7 @@ func (l listing[T]) page(w http.ResponseWriter, r *http.Request) (items []T, p p
 
 // export streams every item of the filtered list, a page at a time.
 func (l listing[T]) export(w http.ResponseWriter, r *http.Request) error {
-	pg := store.Page{Limit: exportPage, Desc: true}
+	pg := store.Page{Limit: exportPage, Desc: true, CountUpTo: 1}
 	items, res, err := l.fetch(pg)
 	if err != nil {
 		return err // nothing written yet: an error page
