@@ -28,6 +28,7 @@ import (
 	"github.com/partnerd/partnerd/internal/pipeline"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/secret"
+	"github.com/partnerd/partnerd/internal/stats"
 	"github.com/partnerd/partnerd/internal/store"
 	"github.com/partnerd/partnerd/internal/tracking"
 	"github.com/partnerd/partnerd/internal/web"
@@ -55,6 +56,9 @@ type Config struct {
 	Hub hub.Config
 	// HubEvery is how often connections due a sync are looked for (default 1 min).
 	HubEvery time.Duration
+	// StatsEvery is how often the dashboard's rollups are brought up to
+	// date (default 5 s).
+	StatsEvery time.Duration
 	// SecretKey encrypts billing providers' secrets (32 bytes). When nil it
 	// comes from PARTNERD_SECRET_KEY or, on SQLite, a key file beside the
 	// database (created on first use); on PostgreSQL without either, no
@@ -75,6 +79,7 @@ type App struct {
 	Pipeline *pipeline.Service
 	Hub      *hub.Service
 	Accounts *accounts.Service
+	Stats    *stats.Service
 	API      *api.Server
 	Handler  http.Handler
 }
@@ -179,14 +184,15 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	srv.UseWebhooks(hooks)
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	users := accounts.New(db, cfg.Clock)
-	site, err := web.New(web.Deps{DB: db, Clock: cfg.Clock, Log: cfg.Logger, Accounts: users, Program: prog, Ledger: led, Hub: hb})
+	rollups := stats.New(db, cfg.Clock)
+	site, err := web.New(web.Deps{DB: db, Clock: cfg.Clock, Log: cfg.Logger, Accounts: users, Program: prog, Ledger: led, Hub: hb, Stats: rollups})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	site.Routes(srv)
 	return &App{cfg: cfg, DB: db, Program: prog, Ledger: led, Tracking: trk, Webhooks: hooks, Billing: bill, Importer: imp, Pipeline: pipe, Hub: hb,
-		Accounts: users, API: srv, Handler: srv}, nil
+		Accounts: users, Stats: rollups, API: srv, Handler: srv}, nil
 }
 
 // runSchedules approves rewards whose hold period is over every 30 seconds
@@ -196,6 +202,12 @@ func (a *App) runSchedules(ctx context.Context) {
 	defer approve.Stop()
 	payouts := time.NewTicker(time.Hour)
 	defer payouts.Stop()
+	every := a.cfg.StatsEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	rollups := time.NewTicker(every)
+	defer rollups.Stop()
 	runPayouts := func() {
 		if n, err := a.Ledger.RunScheduled(ctx); err != nil && ctx.Err() == nil {
 			a.cfg.Logger.Error("scheduled payout run", slog.Any("err", err))
@@ -214,6 +226,10 @@ func (a *App) runSchedules(ctx context.Context) {
 			}
 		case <-payouts.C:
 			runPayouts()
+		case <-rollups.C:
+			if err := a.Stats.Refresh(ctx); err != nil && !errors.Is(err, stats.ErrBusy) && ctx.Err() == nil {
+				a.cfg.Logger.Error("refresh the dashboard's rollups", slog.Any("err", err))
+			}
 		}
 	}
 }

@@ -160,13 +160,27 @@ func (s *Service) CreateLink(ctx context.Context, p Principal, ident string, in 
 
 // ListLinks lists a partnership's links with their click and sign-up counts.
 func (s *Service) ListLinks(ctx context.Context, p Principal, ident string) ([]Link, error) {
+	return s.links(ctx, p, ident, true)
+}
+
+// Links lists a partnership's links without counting their clicks and
+// sign-ups (Clicks and Signups are 0): the dashboard reads its counts from
+// its rollups, where the API counts exactly.
+func (s *Service) Links(ctx context.Context, p Principal, ident string) ([]Link, error) {
+	return s.links(ctx, p, ident, false)
+}
+
+func (s *Service) links(ctx context.Context, p Principal, ident string, counted bool) ([]Link, error) {
 	part, err := s.GetPartnership(ctx, p, ident)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Query(ctx, `SELECT l.id, l.key, l.slug, l.destination, l.is_default, l.created_at, l.updated_at,
-		(SELECT COUNT(*) FROM clicks c WHERE c.link_id = l.id),
-		(SELECT COUNT(*) FROM customers cu WHERE cu.link_id = l.id)
+	counts := "0, 0"
+	if counted {
+		counts = `(SELECT COUNT(*) FROM clicks c WHERE c.link_id = l.id),
+		(SELECT COUNT(*) FROM customers cu WHERE cu.link_id = l.id)`
+	}
+	rows, err := s.db.Query(ctx, `SELECT l.id, l.key, l.slug, l.destination, l.is_default, l.created_at, l.updated_at, `+counts+`
 		FROM links l WHERE l.partnership_id = ? ORDER BY l.is_default DESC, l.created_at, l.id`, part.ID)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/stats"
 	"github.com/partnerd/partnerd/internal/store"
 )
 
@@ -40,53 +41,9 @@ type portalView struct {
 	Partnership program.Partnership
 	Links       []program.Link
 	LinkBase    string
-	Stats       partnerStats
+	Stats       stats.Month
+	Statuses    []string
 	Payouts     []ledger.Payout
-}
-
-// partnerStats are a partnership's totals: its funnel, and its rewards by
-// status and currency.
-type partnerStats struct {
-	Clicks, Signups, Customers int64
-	Rewards                    []statusMoney
-}
-
-type statusMoney struct {
-	Status   string
-	Currency string
-	Count    int64
-	Amount   int64
-}
-
-func (s *Server) partnerStats(ctx context.Context, p program.Principal) (partnerStats, error) {
-	var st partnerStats
-	for _, q := range []struct {
-		dst   *int64
-		query string
-	}{
-		{&st.Clicks, "SELECT COUNT(*) FROM clicks WHERE partnership_id = ? AND company_id = ? AND test = 0"},
-		{&st.Signups, "SELECT COUNT(*) FROM signups WHERE partnership_id = ? AND company_id = ? AND test = 0"},
-		{&st.Customers, "SELECT COUNT(*) FROM customers WHERE partnership_id = ? AND company_id = ? AND test = 0 AND archived = 0"},
-	} {
-		if err := s.DB.QueryRow(ctx, q.query, p.PartnershipID, p.CompanyID).Scan(q.dst); err != nil {
-			return st, fmt.Errorf("partner totals: %w", err)
-		}
-	}
-	rows, err := s.DB.Query(ctx, `SELECT status, currency, COUNT(*), SUM(amount) FROM rewards
-		WHERE partnership_id = ? AND company_id = ? AND test = 0 AND archived = 0 GROUP BY status, currency ORDER BY status, currency`,
-		p.PartnershipID, p.CompanyID)
-	if err != nil {
-		return st, fmt.Errorf("partner rewards: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var m statusMoney
-		if err := rows.Scan(&m.Status, &m.Currency, &m.Count, &m.Amount); err != nil {
-			return st, fmt.Errorf("partner rewards: %w", err)
-		}
-		st.Rewards = append(st.Rewards, m)
-	}
-	return st, rows.Err()
 }
 
 func (s *Server) portal(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -98,11 +55,11 @@ func (s *Server) portal(w http.ResponseWriter, r *http.Request, sess *accounts.S
 	if err != nil {
 		return err
 	}
-	v := portalView{Partnership: ps, LinkBase: baseURL(r)}
-	if v.Links, err = s.Program.ListLinks(r.Context(), p, ps.Key); err != nil {
+	v := portalView{Partnership: ps, LinkBase: baseURL(r), Statuses: rewardStatuses}
+	if v.Links, err = s.links(r.Context(), p, ps.Key); err != nil {
 		return err
 	}
-	if v.Stats, err = s.partnerStats(r.Context(), p); err != nil {
+	if v.Stats, err = s.Stats.Total(r.Context(), p.CompanyID, ps.ID); err != nil {
 		return err
 	}
 	if v.Payouts, _, err = s.Ledger.ListPayouts(r.Context(), p, ledger.PayoutFilter{}, store.Page{Limit: 6, Desc: true}); err != nil {

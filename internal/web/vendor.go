@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/money"
 	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/stats"
 	"github.com/partnerd/partnerd/internal/store"
 )
 
@@ -88,6 +90,7 @@ func (s *Server) partners(w http.ResponseWriter, r *http.Request, sess *accounts
 
 type partnerView struct {
 	Partnership program.Partnership
+	Totals      stats.Month
 	Links       []program.Link
 	Customers   []program.Customer
 	Rewards     []ledger.Reward
@@ -104,7 +107,10 @@ func (s *Server) partner(w http.ResponseWriter, r *http.Request, sess *accounts.
 		return err
 	}
 	v := partnerView{Partnership: ps, LinkBase: baseURL(r)}
-	if v.Links, err = s.Program.ListLinks(r.Context(), p, ps.Key); err != nil {
+	if v.Links, err = s.links(r.Context(), p, ps.Key); err != nil {
+		return err
+	}
+	if v.Totals, err = s.Stats.Total(r.Context(), p.CompanyID, ps.ID); err != nil {
 		return err
 	}
 	recent := store.Page{Limit: 10, Desc: true}
@@ -115,6 +121,26 @@ func (s *Server) partner(w http.ResponseWriter, r *http.Request, sess *accounts.
 		return err
 	}
 	return s.render(w, http.StatusOK, "partner", view{Title: name(ps.FirstName, ps.LastName), Nav: "partners", Session: sess, Company: company, Data: v})
+}
+
+// links are a partnership's links with their clicks from the rollups.
+func (s *Server) links(ctx context.Context, p program.Principal, key string) ([]program.Link, error) {
+	links, err := s.Program.Links(ctx, p, key)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(links))
+	for i, l := range links {
+		ids[i] = l.ID
+	}
+	clicks, err := s.Stats.LinkClicks(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range links {
+		links[i].Clicks = clicks[links[i].ID]
+	}
+	return links, nil
 }
 
 // baseURL is where this server is reached, for links people copy.

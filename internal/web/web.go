@@ -25,6 +25,7 @@ import (
 	"github.com/partnerd/partnerd/internal/hub"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
+	"github.com/partnerd/partnerd/internal/stats"
 	"github.com/partnerd/partnerd/internal/store"
 )
 
@@ -43,6 +44,7 @@ type Deps struct {
 	Program  *program.Service
 	Ledger   *ledger.Service
 	Hub      *hub.Service
+	Stats    *stats.Service
 }
 
 // Server serves the web app.
