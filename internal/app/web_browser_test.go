@@ -144,6 +144,32 @@ func TestWebInABrowser(t *testing.T) {
 			t.Fatalf("approving reported problems: %v", p)
 		}
 
+		// An import: upload a CSV with a bad row; the page follows the
+		// import until it is done and shows its row report.
+		csvPath := filepath.Join(t.TempDir(), "customers.csv")
+		if err := os.WriteFile(csvPath, []byte("customer_key,email,partner_key\nnew-1,new1@client.test,ann\nnew-2,new2@client.test,nobody\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		visit(t, ctx, w, e.base, "/app/imports", "Imports")
+		run(t, ctx, "upload an import",
+			chromedp.SetValue(`select[name=type]`, "customers", chromedp.ByQuery),
+			chromedp.SetUploadFiles(`input[name=file]`, []string{csvPath}, chromedp.ByQuery),
+			chromedp.Click(`form[action="/app/imports"] button`, chromedp.ByQuery))
+		var report string
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			_ = chromedp.Run(ctx, chromedp.Evaluate(`document.querySelector("main") ? document.querySelector("main").innerText : ""`, &report))
+			if strings.Contains(report, "Took") {
+				break
+			}
+		}
+		if !strings.Contains(report, "Created · updated · unchanged\n1 · 0 · 0") || !strings.Contains(report, "Rejected\n1") ||
+			!strings.Contains(report, "nobody") || !strings.Contains(report, "partner_key") {
+			t.Fatalf("the import's page: %q", report)
+		}
+		if p := w.take(); len(p) > 0 {
+			t.Fatalf("the import reported problems: %v", p)
+		}
+
 		// The partner: its portal, its link copied by the button, a token.
 		pctx := browser(t)
 		pw := watch(pctx)
@@ -167,7 +193,7 @@ func TestWebInABrowser(t *testing.T) {
 		if !strings.HasPrefix(token, "ptok_") {
 			t.Fatalf("the new token: %q", token)
 		}
-		if r := e.do("GET", "/api/v2/customers", bearer(token), nil); r.status != 200 || len(r.items()) != 1 {
+		if r := e.do("GET", "/api/v2/customers", bearer(token), nil); r.status != 200 || len(r.items()) != 2 { // seeded, and imported above
 			t.Fatalf("the token from the portal reads %d: %d items", r.status, len(r.items()))
 		}
 		if p := pw.take(); len(p) > 0 {
@@ -194,7 +220,7 @@ func TestWebInABrowser(t *testing.T) {
 		var table string
 		run(t, actx, "see it synced", chromedp.Navigate(e.base+"/hub"), chromedp.WaitVisible("main table", chromedp.ByQuery),
 			chromedp.Text("main table tbody", &table, chromedp.ByQuery))
-		if !strings.Contains(table, "Acme") || !strings.Contains(table, "active") || strings.Contains(table, "not yet") || !strings.Contains(table, "customers 1") {
+		if !strings.Contains(table, "Acme") || !strings.Contains(table, "active") || strings.Contains(table, "not yet") || !strings.Contains(table, "customers 2") {
 			t.Fatalf("the connection after its sync: %q", table)
 		}
 		for path, h := range map[string]string{"/hub/report": "Report", "/hub/referrals": "Referrals", "/hub/accounts": "Accounts"} {

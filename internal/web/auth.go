@@ -2,6 +2,7 @@ package web
 
 import (
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -61,7 +62,18 @@ func (s *Server) checkForm(r *http.Request, sess *accounts.Session) error {
 			return errs.E(errs.Forbidden, "this form was sent from another site")
 		}
 	}
-	if !strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+		// An upload: files past 8 MiB go to temporary files, removed when
+		// the request ends.
+		r.Body = http.MaxBytesReader(nil, r.Body, maxUpload)
+		if err := r.ParseMultipartForm(8 << 20); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return errs.E(errs.Invalid, "the upload is too large (limit %d MiB)", maxUpload>>20)
+			}
+			return errs.E(errs.Invalid, "the upload could not be read: %v", err)
+		}
+	} else {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxForm)
 		if err := r.ParseForm(); err != nil {
 			return errs.E(errs.Invalid, "the form could not be read: %v", err)

@@ -18,11 +18,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/partnerd/partnerd/internal/accounts"
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/hub"
+	"github.com/partnerd/partnerd/internal/importer"
 	"github.com/partnerd/partnerd/internal/ledger"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/stats"
@@ -45,6 +47,7 @@ type Deps struct {
 	Ledger   *ledger.Service
 	Hub      *hub.Service
 	Stats    *stats.Service
+	Importer *importer.Service
 }
 
 // Server serves the web app.
@@ -101,6 +104,9 @@ func (s *Server) Routes(mux Handler) {
 	mux.Handle("POST /app/rewards", vendor(s.reviewRewards))
 	mux.Handle("GET /app/payouts", vendor(s.payouts))
 	mux.Handle("POST /app/payouts/{key}/paid", vendor(s.markPaid))
+	mux.Handle("GET /app/imports", vendor(s.imports))
+	mux.Handle("POST /app/imports", vendor(s.upload))
+	mux.Handle("GET /app/imports/{key}", vendor(s.importPage))
 
 	partner := func(h pageFunc) http.Handler { return s.page(h, kind(accounts.Partner)) }
 	mux.Handle("GET /portal", partner(s.portal))
@@ -185,6 +191,7 @@ func orElse(v, alt string, err error) string {
 // as pages.
 func (s *Server) page(h pageFunc, allowed access) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w = &timed{ResponseWriter: w, start: time.Now()}
 		hdr := w.Header()
 		hdr.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		hdr.Set("X-Content-Type-Options", "nosniff")
@@ -213,6 +220,29 @@ func (s *Server) page(h pageFunc, allowed access) http.Handler {
 			s.fail(w, r, sess, err)
 		}
 	})
+}
+
+// timed adds the server's time for the page as a Server-Timing header
+// (what bench/web reads) when the response's head is written.
+type timed struct {
+	http.ResponseWriter
+	start time.Time
+	wrote bool
+}
+
+func (t *timed) WriteHeader(code int) {
+	if !t.wrote {
+		t.wrote = true
+		t.Header().Set("Server-Timing", fmt.Sprintf("app;dur=%.2f", float64(time.Since(t.start).Microseconds())/1000))
+	}
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *timed) Write(b []byte) (int, error) {
+	if !t.wrote {
+		t.WriteHeader(http.StatusOK)
+	}
+	return t.ResponseWriter.Write(b)
 }
 
 // fail renders an error page with the status of the error's code.
