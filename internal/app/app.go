@@ -185,7 +185,7 @@ func Open(ctx context.Context, cfg Config) (*App, error) {
 	srv.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	users := accounts.New(db, cfg.Clock)
 	rollups := stats.New(db, cfg.Clock)
-	site, err := web.New(web.Deps{DB: db, Clock: cfg.Clock, Log: cfg.Logger, Accounts: users, Program: prog, Ledger: led, Hub: hb, Stats: rollups, Importer: imp})
+	site, err := web.New(web.Deps{DB: db, Clock: cfg.Clock, Log: cfg.Logger, Accounts: users, Program: prog, Ledger: led, Hub: hb, Stats: rollups, Importer: imp, Billing: bill, Webhooks: hooks})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -122,7 +122,8 @@ func TestWebInABrowser(t *testing.T) {
 		browserLogin(t, ctx, e.base, "/login", "owner@acme.test", "correct horse battery")
 		for path, h := range map[string]string{"/app": "Overview", "/app/partners": "Partners", "/app/partners/ann": "ann",
 			"/app/customers": "Customers", "/app/transactions": "Transactions", "/app/transactions?explain=txn1": "Transactions",
-			"/app/rewards": "Rewards", "/app/payouts": "Payouts"} {
+			"/app/rewards": "Rewards", "/app/payouts": "Payouts", "/app/offers": "Offers", "/app/imports": "Imports",
+			"/app/billing": "Billing", "/app/webhooks": "Webhooks", "/app/developers": "API keys"} {
 			visit(t, ctx, w, e.base, path, h)
 		}
 		var svg int

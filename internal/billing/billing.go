@@ -430,3 +430,22 @@ func WebhookPath(provider, companyKey string, test bool) string {
 	}
 	return p
 }
+
+// Configs lists a company's configured providers (never their secrets).
+func (s *Service) Configs(ctx context.Context, companyID int64) ([]Config, error) {
+	rows, err := s.db.Query(ctx, `SELECT provider, test, payments_from, created_at, updated_at FROM billing_configs
+		WHERE company_id = ? ORDER BY provider, test`, companyID)
+	if err != nil {
+		return nil, fmt.Errorf("list billing configs: %w", err)
+	}
+	defer rows.Close()
+	var out []Config
+	for rows.Next() {
+		var c Config
+		if err := rows.Scan(&c.Provider, &c.Test, &c.PaymentsFrom, &c.CreatedAt, &c.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("scan billing config: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -34,7 +34,13 @@ var funcs = template.FuncMap{
 		}
 		return ""
 	},
-	"name":  name,
+	"name": name,
+	"deref64": func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
 	"join":  strings.Join,
 	"split": strings.Fields,
 	"title": func(s string) string {

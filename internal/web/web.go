@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/internal/accounts"
+	"github.com/partnerd/partnerd/internal/billing"
 	"github.com/partnerd/partnerd/internal/clock"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/hub"
@@ -29,6 +30,7 @@ import (
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/stats"
 	"github.com/partnerd/partnerd/internal/store"
+	"github.com/partnerd/partnerd/internal/webhooks"
 )
 
 //go:embed templates/*.html
@@ -48,6 +50,8 @@ type Deps struct {
 	Hub      *hub.Service
 	Stats    *stats.Service
 	Importer *importer.Service
+	Billing  *billing.Service
+	Webhooks *webhooks.Service
 }
 
 // Server serves the web app.
@@ -107,6 +111,22 @@ func (s *Server) Routes(mux Handler) {
 	mux.Handle("GET /app/imports", vendor(s.imports))
 	mux.Handle("POST /app/imports", vendor(s.upload))
 	mux.Handle("GET /app/imports/{key}", vendor(s.importPage))
+	mux.Handle("POST /app/payouts/run", vendor(s.runPayouts))
+	mux.Handle("GET /app/payouts/export", vendor(s.exportPayouts))
+	mux.Handle("GET /app/offers", vendor(s.offers))
+	mux.Handle("POST /app/offers", vendor(s.createOffer))
+	mux.Handle("POST /app/offers/{key}/archive", vendor(s.archiveOffer))
+	mux.Handle("POST /app/groups", vendor(s.createGroup))
+	mux.Handle("GET /app/developers", vendor(s.developers))
+	mux.Handle("POST /app/developers/keys", vendor(s.createKeys))
+	mux.Handle("POST /app/developers/keys/{public}/revoke", vendor(s.revokeKeys))
+	mux.Handle("POST /app/developers/tracking-token", vendor(s.createTrackingToken))
+	mux.Handle("GET /app/billing", vendor(s.billingPage))
+	mux.Handle("POST /app/billing/{provider}", vendor(s.configureBilling))
+	mux.Handle("POST /app/billing/events/{id}/replay", vendor(s.replayBilling))
+	mux.Handle("GET /app/webhooks", vendor(s.webhooksPage))
+	mux.Handle("POST /app/webhooks", vendor(s.createWebhook))
+	mux.Handle("POST /app/webhooks/{key}/archive", vendor(s.archiveWebhook))
 
 	partner := func(h pageFunc) http.Handler { return s.page(h, kind(accounts.Partner)) }
 	mux.Handle("GET /portal", partner(s.portal))
