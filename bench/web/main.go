@@ -145,6 +145,14 @@ func run(scale int, db, keep string, n int) error {
 		{"agency", agency, "/hub/report"},
 		{"agency", agency, "/hub/referrals"},
 		{"agency", agency, "/hub/accounts"},
+		{"agency", agency, "/hub/programs"},
+		{"agency", agency, "/hub/contacts"},
+		{"agency", agency, "/hub/deals"},
+		{"vendor", vendor, "/app/offers"},
+		{"vendor", vendor, "/app/imports"},
+		{"vendor", vendor, "/app/billing"},
+		{"vendor", vendor, "/app/webhooks"},
+		{"vendor", vendor, "/app/developers"},
 	}
 	fmt.Printf("%-8s %-52s %9s %9s %9s\n", "who", "page", "p50 ms", "p95 ms", "max ms")
 	worst := 0.0

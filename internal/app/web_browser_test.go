@@ -224,7 +224,8 @@ func TestWebInABrowser(t *testing.T) {
 		if !strings.Contains(table, "Acme") || !strings.Contains(table, "active") || strings.Contains(table, "not yet") || !strings.Contains(table, "customers 2") {
 			t.Fatalf("the connection after its sync: %q", table)
 		}
-		for path, h := range map[string]string{"/hub/report": "Report", "/hub/referrals": "Referrals", "/hub/accounts": "Accounts"} {
+		for path, h := range map[string]string{"/hub/report": "Report", "/hub/referrals": "Referrals", "/hub/accounts": "Accounts",
+			"/hub/programs": "Programs", "/hub/contacts": "Contacts", "/hub/leads": "Leads", "/hub/deals": "Deals"} {
 			visit(t, actx, aw, e.base, path, h)
 		}
 		var referral string

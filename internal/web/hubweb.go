@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"sort"
@@ -262,4 +263,145 @@ func (s *Server) hubAccounts(w http.ResponseWriter, r *http.Request, sess *accou
 	}
 	return s.render(w, http.StatusOK, "hub_accounts", view{Title: "Accounts", Nav: "hub_accounts", Session: sess,
 		Data: listView[indexed[hub.Account]]{Items: items, Pager: pg, Filter: f}})
+}
+
+type programRow struct {
+	hub.Program
+	Group  string
+	Terms  int
+	Offers string
+}
+
+func (s *Server) hubPrograms(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	all, err := s.Hub.Programs(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	rows := make([]programRow, len(all))
+	for i, p := range all {
+		rows[i] = programRow{Program: p, Group: jsonName(p.Group), Terms: len(p.Terms), Offers: offerNames(p.Offers)}
+	}
+	l := memListing("programs", rows, []string{"program", "connection", "partner_key", "group", "status", "offers", "joined_at"},
+		func(p programRow) []string {
+			return []string{p.Name, p.Connection, p.PartnerKey, p.Group, p.Status, p.Offers, csvTime(p.JoinedAt)}
+		})
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "hub_programs", view{Title: "Programs", Nav: "hub_programs", Session: sess,
+		Data: listView[indexed[programRow]]{Items: items, Pager: pg}})
+}
+
+// jsonName is the "name" of a JSON object the source sent, if it has one.
+func jsonName(raw []byte) string {
+	var v struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	return v.Name
+}
+
+// offerNames lists the names (or descriptions) of the source's offers.
+func offerNames(raw []byte) string {
+	var list []map[string]any
+	if json.Unmarshal(raw, &list) != nil {
+		return ""
+	}
+	var names []string
+	for _, o := range list {
+		for _, k := range []string{"name", "description", "title"} {
+			if v, ok := o[k].(string); ok && v != "" {
+				names = append(names, v)
+				break
+			}
+		}
+	}
+	return strings.Join(names, "; ")
+}
+
+func (s *Server) hubContacts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	accts, err := s.Hub.Accounts(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	f := filters(r, "q")
+	var all []hub.Contact
+	for _, a := range accts {
+		for _, c := range a.Contacts {
+			if f["q"] == "" || strings.Contains(strings.ToLower(c.Email+" "+c.Name), strings.ToLower(f["q"])) {
+				all = append(all, c)
+			}
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt > all[j].CreatedAt })
+	l := memListing("contacts", all, []string{"email", "name", "program", "customer_key", "referred_at"},
+		func(c hub.Contact) []string {
+			return []string{c.Email, c.Name, c.Program, c.CustomerKey, csvTime(c.CreatedAt)}
+		})
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "hub_contacts", view{Title: "Contacts", Nav: "hub_contacts", Session: sess,
+		Data: listView[indexed[hub.Contact]]{Items: items, Pager: pg, Filter: f}})
+}
+
+func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	all, err := s.Hub.Deals(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	f := filters(r, "stage")
+	var kept []hub.Deal
+	for _, d := range all {
+		if f["stage"] == "" || d.Stage == f["stage"] {
+			kept = append(kept, d)
+		}
+	}
+	l := memListing("deals", kept, []string{"program", "key", "origin", "name", "stage", "amount", "currency"},
+		func(d hub.Deal) []string {
+			return []string{d.Program, d.Key, d.Origin, d.Name, d.Stage, csvMoney(d.Amount, d.Currency), d.Currency}
+		})
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "hub_deals", view{Title: "Deals", Nav: "hub_deals", Session: sess,
+		Data: listView[indexed[hub.Deal]]{Items: items, Pager: pg, Filter: f}})
+}
+
+func (s *Server) hubLeads(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		return err
+	}
+	all, err := s.Hub.Leads(r.Context(), ws.Key)
+	if err != nil {
+		return err
+	}
+	l := memListing("leads", all, []string{"program", "key", "external_key", "status", "approved", "created_at"},
+		func(x hub.Lead) []string {
+			return []string{x.Program, x.Key, x.ExternalKey, x.Status, strconv.FormatBool(x.Approved), csvTime(x.CreatedAt)}
+		})
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	return s.render(w, http.StatusOK, "hub_leads", view{Title: "Leads", Nav: "hub_leads", Session: sess,
+		Data: listView[indexed[hub.Lead]]{Items: items, Pager: pg}})
 }

@@ -144,6 +144,10 @@ func (s *Server) Routes(mux Handler) {
 	mux.Handle("GET /hub/report", agency(s.hubReport))
 	mux.Handle("GET /hub/referrals", agency(s.hubReferrals))
 	mux.Handle("GET /hub/accounts", agency(s.hubAccounts))
+	mux.Handle("GET /hub/programs", agency(s.hubPrograms))
+	mux.Handle("GET /hub/contacts", agency(s.hubContacts))
+	mux.Handle("GET /hub/deals", agency(s.hubDeals))
+	mux.Handle("GET /hub/leads", agency(s.hubLeads))
 }
 
 // cacheForever marks embedded assets cacheable; their URLs carry the
