@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"strings"
+	"time"
 )
 
 // barChart draws values as an SVG bar chart, one bar a label, scaled to
@@ -36,8 +37,11 @@ func barChart(title string, labels []string, values []int64, format func(int64) 
 		}
 		fmt.Fprintf(&b, `<rect class="bar" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %s</title></rect>`,
 			x, float64(h-bottom)-height, bar, height, html.EscapeString(label), html.EscapeString(format(v)))
+		// Month labels ("Jan 2026" or "2026-01") are drawn as the month.
 		short := label
-		if len(short) > 3 {
+		if t, err := time.Parse("2006-01", label); err == nil {
+			short = t.Format("Jan")
+		} else if len(short) > 3 {
 			short = short[:3]
 		}
 		fmt.Fprintf(&b, `<text class="label" x="%.1f" y="%d">%s</text>`, x+bar/2, h-bottom+16, html.EscapeString(short))

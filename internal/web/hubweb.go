@@ -12,7 +12,6 @@ import (
 	"github.com/partnerd/partnerd/internal/accounts"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/hub"
-	"github.com/partnerd/partnerd/internal/money"
 	"github.com/partnerd/partnerd/internal/store"
 )
 
@@ -158,7 +157,7 @@ func (s *Server) hubReport(w http.ResponseWriter, r *http.Request, sess *account
 	}
 	v := reportView{Report: rep, Chart: cur, Months: months}
 	if cur != "" {
-		v.Earned = barChart("Rewards earned by month ("+cur+")", months, values, func(x int64) string { return money.Format(x, cur) })
+		v.Earned = barChart("Rewards earned by month ("+cur+")", months, values, func(x int64) string { return moneyWhole(x, cur) })
 	}
 	return s.render(w, http.StatusOK, "hub_report", view{Title: "Report", Nav: "hub_report", Session: sess, Data: v})
 }

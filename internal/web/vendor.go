@@ -11,7 +11,6 @@ import (
 	"github.com/partnerd/partnerd/internal/accounts"
 	"github.com/partnerd/partnerd/internal/errs"
 	"github.com/partnerd/partnerd/internal/ledger"
-	"github.com/partnerd/partnerd/internal/money"
 	"github.com/partnerd/partnerd/internal/program"
 	"github.com/partnerd/partnerd/internal/stats"
 	"github.com/partnerd/partnerd/internal/store"
@@ -25,7 +24,7 @@ type overviewView struct {
 	ClicksChart, CustomersChart, RevenueChart, RewardsChart template.HTML
 }
 
-func usdFormat(v int64) string   { return money.Format(v, "USD") }
+func usdFormat(v int64) string   { return moneyWhole(v, "USD") }
 func countFormat(v int64) string { return strconv.FormatInt(v, 10) }
 
 func (s *Server) overview(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
