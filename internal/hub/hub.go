@@ -71,6 +71,7 @@ type Service struct {
 	box    *secret.Box
 	cfg    Config
 	global *rate.Limiter
+	views  views
 }
 
 // New returns a Service. box seals connection secrets; without it no

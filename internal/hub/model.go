@@ -55,6 +55,10 @@ type StageChange struct {
 
 // Accounts groups a workspace's referred customers into organizations.
 func (s *Service) Accounts(ctx context.Context, workspace string) ([]Account, error) {
+	return cached(ctx, s, workspace, "accounts", func() ([]Account, error) { return s.accounts(ctx, workspace) })
+}
+
+func (s *Service) accounts(ctx context.Context, workspace string) ([]Account, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {
 		return nil, err
@@ -107,6 +111,10 @@ func rawName(raw string) string {
 // Deals lists a workspace's deals: each program's own where it has any,
 // else one per paying referral.
 func (s *Service) Deals(ctx context.Context, workspace string) ([]Deal, error) {
+	return cached(ctx, s, workspace, "deals", func() ([]Deal, error) { return s.deals(ctx, workspace) })
+}
+
+func (s *Service) deals(ctx context.Context, workspace string) ([]Deal, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {
 		return nil, err
@@ -253,6 +261,10 @@ type TermsChange struct {
 // Programs lists a workspace's partnerships (programs), with their terms'
 // history.
 func (s *Service) Programs(ctx context.Context, workspace string) ([]Program, error) {
+	return cached(ctx, s, workspace, "programs", func() ([]Program, error) { return s.programs(ctx, workspace) })
+}
+
+func (s *Service) programs(ctx context.Context, workspace string) ([]Program, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {
 		return nil, err
@@ -324,6 +336,10 @@ type Referral struct {
 
 // Referrals lists a workspace's referred customers.
 func (s *Service) Referrals(ctx context.Context, workspace string) ([]Referral, error) {
+	return cached(ctx, s, workspace, "referrals", func() ([]Referral, error) { return s.referrals(ctx, workspace) })
+}
+
+func (s *Service) referrals(ctx context.Context, workspace string) ([]Referral, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {
 		return nil, err
@@ -403,6 +419,10 @@ type Lead struct {
 
 // Leads lists a workspace's synced leads.
 func (s *Service) Leads(ctx context.Context, workspace string) ([]Lead, error) {
+	return cached(ctx, s, workspace, "leads", func() ([]Lead, error) { return s.leads(ctx, workspace) })
+}
+
+func (s *Service) leads(ctx context.Context, workspace string) ([]Lead, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {
 		return nil, err

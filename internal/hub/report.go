@@ -88,6 +88,10 @@ type row struct {
 // reports per program and month, missed rewards, payout reconciliation and
 // accounts shared between programs.
 func (s *Service) Report(ctx context.Context, workspace string) (Report, error) {
+	return cached(ctx, s, workspace, "report", func() (Report, error) { return s.report(ctx, workspace) })
+}
+
+func (s *Service) report(ctx context.Context, workspace string) (Report, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {
 		return Report{}, err

@@ -59,6 +59,16 @@ func (s *Service) RunDue(ctx context.Context, log *slog.Logger) (int, error) {
 			continue // a sync someone started by hand has it
 		}
 		ran++
+		if err == nil {
+			// The pages' views of the workspace, built now rather than on
+			// its next page view.
+			var ws string
+			if werr := s.db.QueryRow(ctx, `SELECT w.key FROM hub_workspaces w JOIN hub_connections c ON c.workspace_id = w.id WHERE c.key = ?`, k).Scan(&ws); werr == nil {
+				if werr := s.Warm(ctx, ws); werr != nil && ctx.Err() == nil {
+					log.Warn("hub views after a sync", slog.String("connection", k), slog.Any("err", werr))
+				}
+			}
+		}
 		if err != nil {
 			log.Warn("hub sync failed", slog.String("connection", k), slog.Any("err", err))
 			if !errors.Is(err, ErrInvalidCredentials) {

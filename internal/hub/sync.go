@@ -98,7 +98,7 @@ func (s *Service) Sync(ctx context.Context, key string, progress Progress) ([]St
 		}
 	}
 	now := s.now()
-	if _, err := s.db.Exec(ctx, "UPDATE hub_connections SET last_sync_at = ?, updated_at = ? WHERE id = ?", now, now, c.ID); err != nil {
+	if _, err := s.db.Exec(ctx, "UPDATE hub_connections SET last_sync_at = ?, updated_at = ?, generation = generation + 1 WHERE id = ?", now, now, c.ID); err != nil {
 		return out, fmt.Errorf("record sync: %w", err)
 	}
 	return out, nil
