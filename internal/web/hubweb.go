@@ -228,12 +228,7 @@ func (s *Server) hubReferrals(w http.ResponseWriter, r *http.Request, sess *acco
 		func(x hub.Referral) []string {
 			return []string{x.Program, x.CustomerKey, x.Email, x.Name, x.Status, strconv.FormatBool(x.Paying), csvTime(x.CreatedAt)}
 		})
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "hub_referrals", view{Title: "Referrals", Nav: "hub_referrals", Session: sess,
-		Data: listView[indexed[hub.Referral]]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "hub_referrals", view{Title: "Referrals", Nav: "hub_referrals", Session: sess}, f, nil)
 }
 
 func (s *Server) hubAccounts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -256,12 +251,7 @@ func (s *Server) hubAccounts(w http.ResponseWriter, r *http.Request, sess *accou
 		func(a hub.Account) []string {
 			return []string{a.Name, a.Domain, strings.Join(a.Programs, "; "), strconv.Itoa(len(a.Contacts)), csvTime(a.FirstReferredAt)}
 		})
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "hub_accounts", view{Title: "Accounts", Nav: "hub_accounts", Session: sess,
-		Data: listView[indexed[hub.Account]]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "hub_accounts", view{Title: "Accounts", Nav: "hub_accounts", Session: sess}, f, nil)
 }
 
 type programRow struct {
@@ -288,12 +278,7 @@ func (s *Server) hubPrograms(w http.ResponseWriter, r *http.Request, sess *accou
 		func(p programRow) []string {
 			return []string{p.Name, p.Connection, p.PartnerKey, p.Group, p.Status, p.Offers, csvTime(p.JoinedAt)}
 		})
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "hub_programs", view{Title: "Programs", Nav: "hub_programs", Session: sess,
-		Data: listView[indexed[programRow]]{Items: items, Pager: pg}})
+	return showList(s, w, r, l, "hub_programs", view{Title: "Programs", Nav: "hub_programs", Session: sess}, nil, nil)
 }
 
 // jsonName is the "name" of a JSON object the source sent, if it has one.
@@ -348,12 +333,7 @@ func (s *Server) hubContacts(w http.ResponseWriter, r *http.Request, sess *accou
 		func(c hub.Contact) []string {
 			return []string{c.Email, c.Name, c.Program, c.CustomerKey, csvTime(c.CreatedAt)}
 		})
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "hub_contacts", view{Title: "Contacts", Nav: "hub_contacts", Session: sess,
-		Data: listView[indexed[hub.Contact]]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "hub_contacts", view{Title: "Contacts", Nav: "hub_contacts", Session: sess}, f, nil)
 }
 
 func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -376,12 +356,7 @@ func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request, sess *accounts
 		func(d hub.Deal) []string {
 			return []string{d.Program, d.Key, d.Origin, d.Name, d.Stage, csvMoney(d.Amount, d.Currency), d.Currency}
 		})
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "hub_deals", view{Title: "Deals", Nav: "hub_deals", Session: sess,
-		Data: listView[indexed[hub.Deal]]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "hub_deals", view{Title: "Deals", Nav: "hub_deals", Session: sess}, f, nil)
 }
 
 func (s *Server) hubLeads(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -397,10 +372,5 @@ func (s *Server) hubLeads(w http.ResponseWriter, r *http.Request, sess *accounts
 		func(x hub.Lead) []string {
 			return []string{x.Program, x.Key, x.ExternalKey, x.Status, strconv.FormatBool(x.Approved), csvTime(x.CreatedAt)}
 		})
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "hub_leads", view{Title: "Leads", Nav: "hub_leads", Session: sess,
-		Data: listView[indexed[hub.Lead]]{Items: items, Pager: pg}})
+	return showList(s, w, r, l, "hub_leads", view{Title: "Leads", Nav: "hub_leads", Session: sess}, nil, nil)
 }

@@ -145,3 +145,14 @@ func csvOpt(s *string) string {
 	}
 	return *s
 }
+
+// showList renders a list page, or writes its CSV export: the page's
+// items and pager with its filter and anything else the template shows.
+func showList[T any](s *Server, w http.ResponseWriter, r *http.Request, l listing[T], name string, v view, filter map[string]string, extra any) error {
+	items, pg, done, err := l.page(w, r)
+	if done || err != nil {
+		return err
+	}
+	v.Data = listView[T]{Items: items, Pager: pg, Filter: filter, Extra: extra}
+	return s.render(w, http.StatusOK, name, v)
+}

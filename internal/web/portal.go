@@ -81,12 +81,7 @@ func (s *Server) portalCustomers(w http.ResponseWriter, r *http.Request, sess *a
 		key:     func(x program.Customer) string { return x.Key },
 		csvHead: []string{"key", "email", "name", "created_at"},
 		csvRow:  func(x program.Customer) []string { return []string{x.Key, x.Email, x.Name, csvTime(x.CreatedAt)} }}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "portal_customers", view{Title: "My customers", Nav: "portal_customers", Session: sess, Company: company,
-		Data: listView[program.Customer]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "portal_customers", view{Title: "My customers", Nav: "portal_customers", Session: sess, Company: company}, f, nil)
 }
 
 func (s *Server) portalRewards(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -107,12 +102,7 @@ func (s *Server) portalRewards(w http.ResponseWriter, r *http.Request, sess *acc
 		csvRow: func(x ledger.Reward) []string {
 			return []string{x.Key, x.Status, csvMoney(x.Amount, x.Currency), x.Currency, x.Description, csvOpt(x.CustomerEmail), csvOpt(x.DeclineReason), csvTime(x.CreatedAt)}
 		}}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "portal_rewards", view{Title: "My rewards", Nav: "portal_rewards", Session: sess, Company: company,
-		Data: listView[ledger.Reward]{Items: items, Pager: pg, Filter: f, Extra: rewardStatuses}})
+	return showList(s, w, r, l, "portal_rewards", view{Title: "My rewards", Nav: "portal_rewards", Session: sess, Company: company}, f, rewardStatuses)
 }
 
 func (s *Server) portalPayouts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -129,12 +119,7 @@ func (s *Server) portalPayouts(w http.ResponseWriter, r *http.Request, sess *acc
 		csvRow: func(x ledger.Payout) []string {
 			return []string{x.Key, x.Period, x.Status, csvMoney(x.Amount, x.Currency), x.Currency, strconv.Itoa(x.RewardCount), csvOpt(x.ExternalReference)}
 		}}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "portal_payouts", view{Title: "My payouts", Nav: "portal_payouts", Session: sess, Company: company,
-		Data: listView[ledger.Payout]{Items: items, Pager: pg}})
+	return showList(s, w, r, l, "portal_payouts", view{Title: "My payouts", Nav: "portal_payouts", Session: sess, Company: company}, nil, nil)
 }
 
 type tokensView struct {

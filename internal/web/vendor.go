@@ -79,12 +79,7 @@ func (s *Server) partners(w http.ResponseWriter, r *http.Request, sess *accounts
 		csvRow: func(x program.Partnership) []string {
 			return []string{x.Key, x.PartnerKey, x.Email, name(x.FirstName, x.LastName), x.Group.Name, csvTime(x.JoinedAt), strconv.FormatBool(x.Archived)}
 		}}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "partners", view{Title: "Partners", Nav: "partners", Session: sess, Company: company,
-		Data: listView[program.Partnership]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "partners", view{Title: "Partners", Nav: "partners", Session: sess, Company: company}, f, nil)
 }
 
 type partnerView struct {
@@ -167,12 +162,7 @@ func (s *Server) customers(w http.ResponseWriter, r *http.Request, sess *account
 		csvRow: func(x program.Customer) []string {
 			return []string{x.Key, csvOpt(x.CustomerKey), x.Email, x.Name, x.PartnershipKey, x.PartnerKey, x.SourceType, csvTime(x.CreatedAt), strconv.FormatBool(x.Archived)}
 		}}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "customers", view{Title: "Customers", Nav: "customers", Session: sess, Company: company,
-		Data: listView[program.Customer]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "customers", view{Title: "Customers", Nav: "customers", Session: sess, Company: company}, f, nil)
 }
 
 func (s *Server) transactions(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
@@ -230,12 +220,7 @@ func (s *Server) rewards(w http.ResponseWriter, r *http.Request, sess *accounts.
 			return []string{x.Key, x.Status, csvMoney(x.Amount, x.Currency), x.Currency, x.Description, x.PartnershipKey, x.PartnerKey,
 				csvOpt(x.CustomerEmail), csvOpt(x.DeclineReason), csvTime(x.CreatedAt)}
 		}}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "rewards", view{Title: "Rewards", Nav: "rewards", Session: sess, Company: company,
-		Flash: r.URL.Query().Get("done"), Data: listView[ledger.Reward]{Items: items, Pager: pg, Filter: f, Extra: rewardStatuses}})
+	return showList(s, w, r, l, "rewards", view{Title: "Rewards", Nav: "rewards", Session: sess, Company: company, Flash: r.URL.Query().Get("done")}, f, rewardStatuses)
 }
 
 func contains(list []string, v string) bool {
@@ -327,12 +312,7 @@ func (s *Server) payouts(w http.ResponseWriter, r *http.Request, sess *accounts.
 			return []string{x.Key, x.Period, x.Status, csvMoney(x.Amount, x.Currency), x.Currency, strconv.Itoa(x.RewardCount),
 				x.PartnerEmail, x.PartnerName, csvOpt(x.ExternalReference), paid}
 		}}
-	items, pg, done, err := l.page(w, r)
-	if done || err != nil {
-		return err
-	}
-	return s.render(w, http.StatusOK, "payouts", view{Title: "Payouts", Nav: "payouts", Session: sess, Company: company,
-		Flash: r.URL.Query().Get("done"), Data: listView[ledger.Payout]{Items: items, Pager: pg, Filter: f}})
+	return showList(s, w, r, l, "payouts", view{Title: "Payouts", Nav: "payouts", Session: sess, Company: company, Flash: r.URL.Query().Get("done")}, f, nil)
 }
 
 func (s *Server) markPaid(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
