@@ -208,6 +208,18 @@ func TestRollupsWaitForTheHorizon(t *testing.T) {
 		if n := clicks(); n != 2 {
 			t.Fatalf("clicks counted twice: %d", n)
 		}
+		// A lease left by a refresher that died (run out) is taken over.
+		readAll(e.raw("GET", "/r/ann", "", nil, ""))
+		if err := e.app.Tracking.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.app.Stats.Horizon = 0
+		if _, err := e.app.DB.Exec(ctx, "UPDATE stats_state SET value = 1 WHERE name = 'lease'"); err != nil {
+			t.Fatal(err)
+		}
+		if n := clicks(); n != 3 {
+			t.Fatalf("clicks after the third: %d, want 3", n)
+		}
 		// Another refresher holds the lease: this one does nothing.
 		if _, err := e.app.DB.Exec(ctx, "UPDATE stats_state SET value = ? WHERE name = 'lease'", clk.Now().Add(time.Minute).UnixMilli()); err != nil {
 			t.Fatal(err)

@@ -27,7 +27,7 @@ type bucket struct {
 
 // refreshAppended adds the rows appended since the last refresh, up to an
 // id seen at least Horizon ago.
-func (s *Service) refreshAppended(ctx context.Context, t appended) error {
+func (s *Service) refreshAppended(ctx context.Context, l *lease, t appended) error {
 	done, err := s.state(ctx, s.db, t.table+".done")
 	if err != nil {
 		return err
@@ -53,7 +53,7 @@ func (s *Service) refreshAppended(ctx context.Context, t appended) error {
 	}
 	for lo := done; lo < upTo; {
 		hi := min(lo+clickChunk, upTo)
-		if err := s.addRange(ctx, t, lo, hi); err != nil {
+		if err := s.addRange(ctx, l, t, lo, hi); err != nil {
 			return err
 		}
 		lo = hi
@@ -70,12 +70,15 @@ func (s *Service) refreshAppended(ctx context.Context, t appended) error {
 
 // addRange adds the rows with ids in (lo, hi], and moves the table's mark
 // to hi, in one transaction.
-func (s *Service) addRange(ctx context.Context, t appended, lo, hi int64) error {
+func (s *Service) addRange(ctx context.Context, l *lease, t appended, lo, hi int64) error {
 	cols := "id, company_id, partnership_id, created_at"
 	if t.perLink {
 		cols += ", link_id"
 	}
 	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		if err := s.renew(ctx, tx, l); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, "SELECT "+cols+" FROM "+t.table+" WHERE id > ? AND id <= ? AND test = 0 AND partnership_id IS NOT NULL", lo, hi)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", t.table, err)
@@ -163,7 +166,7 @@ func rewardColumns() []string {
 
 // refreshChanged recomputes the months whose rows changed since the last
 // refresh, company by company (the updated_at indexes lead with it).
-func (s *Service) refreshChanged(ctx context.Context, t changing) error {
+func (s *Service) refreshChanged(ctx context.Context, l *lease, t changing) error {
 	mark, err := s.state(ctx, s.db, t.table+".updated")
 	if err != nil {
 		return err
@@ -199,7 +202,7 @@ func (s *Service) refreshChanged(ctx context.Context, t changing) error {
 		}
 		sort.Strings(list)
 		for _, m := range list {
-			if err := s.recompute(ctx, t, company, m); err != nil {
+			if err := s.recompute(ctx, l, t, company, m); err != nil {
 				return err
 			}
 		}
@@ -208,12 +211,15 @@ func (s *Service) refreshChanged(ctx context.Context, t changing) error {
 }
 
 // recompute sets a table's columns of one company's month from its rows.
-func (s *Service) recompute(ctx context.Context, t changing, company int64, m string) error {
+func (s *Service) recompute(ctx context.Context, l *lease, t changing, company int64, m string) error {
 	start, end, err := monthRange(m)
 	if err != nil {
 		return err
 	}
 	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		if err := s.renew(ctx, tx, l); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, t.query, company, start, end)
 		if err != nil {
 			return fmt.Errorf("recompute %s %s: %w", t.table, m, err)

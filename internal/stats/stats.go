@@ -92,7 +92,8 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if err := s.setStateIfMissing(ctx, "lease", 0); err != nil {
 		return err
 	}
-	res, err := s.db.Exec(ctx, "UPDATE stats_state SET value = ? WHERE name = 'lease' AND value < ?", now+leaseFor.Milliseconds(), now)
+	l := &lease{until: now + leaseFor.Milliseconds()}
+	res, err := s.db.Exec(ctx, "UPDATE stats_state SET value = ? WHERE name = 'lease' AND value < ?", l.until, now)
 	if err != nil {
 		return fmt.Errorf("take the stats lease: %w", err)
 	}
@@ -100,20 +101,41 @@ func (s *Service) Refresh(ctx context.Context) error {
 		return ErrBusy
 	}
 	defer func() {
-		// Given back with a fresh context: a cancelled refresh still frees it.
-		_, _ = s.db.Exec(context.WithoutCancel(ctx), "UPDATE stats_state SET value = 0 WHERE name = 'lease'")
+		// Given back with a fresh context: a cancelled refresh still frees
+		// it, if it is still this refresh's.
+		_, _ = s.db.Exec(context.WithoutCancel(ctx), "UPDATE stats_state SET value = 0 WHERE name = 'lease' AND value = ?", l.until)
 	}()
 	for _, t := range appendOnly {
-		if err := s.refreshAppended(ctx, t); err != nil {
+		if err := s.refreshAppended(ctx, l, t); err != nil {
 			return err
 		}
 	}
 	for _, t := range mutable {
-		if err := s.refreshChanged(ctx, t); err != nil {
+		if err := s.refreshChanged(ctx, l, t); err != nil {
 			return err
 		}
 	}
 	return s.setState(ctx, s.db, "refreshed_at", s.now())
+}
+
+// lease is a refresh's hold on the rollups: the time it runs out, which
+// only its holder knows, so that renewing it proves it is still held.
+type lease struct{ until int64 }
+
+// renew extends the lease in tx, the transaction that writes under it: if
+// another node took it over (this refresh outlived it), the write is
+// rolled back and the refresh stops.
+func (s *Service) renew(ctx context.Context, q store.Querier, l *lease) error {
+	next := s.now() + leaseFor.Milliseconds()
+	res, err := q.Exec(ctx, "UPDATE stats_state SET value = ? WHERE name = 'lease' AND value = ?", next, l.until)
+	if err != nil {
+		return fmt.Errorf("renew the stats lease: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrBusy
+	}
+	l.until = next
+	return nil
 }
 
 func (s *Service) setStateIfMissing(ctx context.Context, name string, v int64) error {
