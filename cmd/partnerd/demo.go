@@ -59,7 +59,6 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	var token string
 	if !seeded {
 		began := time.Now()
 		res, err := demo.Seed(ctx, demo.Services{DB: a.DB, Program: a.Program, Ledger: a.Ledger, Importer: a.Importer},
@@ -70,15 +69,23 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "demo: seeded %d partners, %d customers, %d payments (%d refunds), %d clicks and %d payouts in %s\n",
 			res.Partners, res.Customers, res.Transactions, res.Refunds, res.Clicks, res.Payouts, time.Since(began).Round(100*time.Millisecond))
 		partnerKey = res.DemoPartner
-		if token, err = demoUsers(ctx, a, res.Principal, partnerKey); err != nil {
+		if err := demoUsers(ctx, a, res.Principal, partnerKey); err != nil {
 			return err
 		}
 	}
+	company, err := demoCompany(ctx, a)
+	if err != nil {
+		return err
+	}
 	return a.Serve(ctx, func(bound string) {
 		base := "http://" + bound
-		if token != "" {
-			// The agency's connection reads this very server, as a partner,
-			// through the same API a PartnerStack token would.
+		// The agency's connection reads this very server, as a partner,
+		// through the same API a PartnerStack token would. It is made again
+		// on each start, with a new token, since the address may differ.
+		token, err := a.Program.CreatePartnerToken(ctx, company, partnerKey)
+		if err != nil {
+			fmt.Fprintln(stderr, "demo: a partner token for the hub:", err)
+		} else {
 			c, err := a.Hub.Connect(ctx, hub.ConnectInput{Workspace: demoWorkspace, Name: demoConnection, BaseURL: base + "/api/v2", Token: token})
 			if err != nil {
 				fmt.Fprintln(stderr, "demo: connecting the hub:", err)
@@ -87,6 +94,8 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				go func() {
 					if _, err := a.Hub.Sync(ctx, c.Key, nil); err != nil && ctx.Err() == nil {
 						fmt.Fprintln(stderr, "demo: the hub's first sync:", err)
+					} else if err == nil {
+						_ = a.Hub.Warm(ctx, demoWorkspace)
 					}
 				}()
 			}
@@ -126,16 +135,24 @@ func demoState(ctx context.Context, a *app.App) (bool, string, error) {
 	return true, email[:len(email)-len("@partners.example")], nil
 }
 
-// demoUsers makes the demo's three logins and the partner token the hub
-// connection uses.
-func demoUsers(ctx context.Context, a *app.App, p program.Principal, partnerKey string) (string, error) {
+// demoCompany is the demo company's key.
+func demoCompany(ctx context.Context, a *app.App) (string, error) {
+	var key string
+	if err := a.DB.QueryRow(ctx, "SELECT key FROM companies WHERE name = ?", demo.CompanyName).Scan(&key); err != nil {
+		return "", fmt.Errorf("find the demo company: %w", err)
+	}
+	return key, nil
+}
+
+// demoUsers makes the demo's three logins.
+func demoUsers(ctx context.Context, a *app.App, p program.Principal, partnerKey string) error {
 	ps, err := a.Program.GetPartnership(ctx, p, partnerKey)
 	if err != nil {
-		return "", err
+		return err
 	}
 	ws, err := a.Hub.EnsureWorkspace(ctx, demoWorkspace)
 	if err != nil {
-		return "", err
+		return err
 	}
 	for _, in := range []accounts.UserInput{
 		{Kind: accounts.Vendor, Email: demoVendor, Name: "Olivia Owner", Role: accounts.Owner, CompanyID: p.CompanyID},
@@ -144,10 +161,10 @@ func demoUsers(ctx context.Context, a *app.App, p program.Principal, partnerKey 
 	} {
 		in.Password = demoPassword
 		if _, err := a.Accounts.CreateUser(ctx, in); err != nil {
-			return "", fmt.Errorf("create the demo's %s login: %w", in.Kind, err)
+			return fmt.Errorf("create the demo's %s login: %w", in.Kind, err)
 		}
 	}
-	return a.Program.CreatePartnerToken(ctx, p.CompanyKey, partnerKey)
+	return nil
 }
 
 func name2(ps program.Partnership) string { return ps.FirstName + " " + ps.LastName }
