@@ -22,14 +22,7 @@ func TestStoredRecordsAreProbedByIndexInGenericPlans(t *testing.T) {
 			continue // SQLite plans each statement with its values
 		}
 		ctx := context.Background()
-		db, err := store.Open(ctx, eng.DSN(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		if _, err := db.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
+		db := eng.Open(t)
 		plan := func(name, types, query, execute string) string {
 			var lines []string
 			err := db.Tx(ctx, func(tx *store.Tx) error {
@@ -75,7 +68,7 @@ func TestStoredRecordsAreProbedByIndexInGenericPlans(t *testing.T) {
 		c := connect(t, s, fakeProgram(t))
 		seen, _ := inList(store.Postgres, "UPDATE hub_records SET seen_at = ?, deleted_at = NULL WHERE id", "bigint", nil, []int64{1})
 		var update string
-		err = db.Tx(ctx, func(tx *store.Tx) error {
+		err := db.Tx(ctx, func(tx *store.Tx) error {
 			if err := planEachCall(ctx, tx); err != nil {
 				return err
 			}

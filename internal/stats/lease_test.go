@@ -17,14 +17,7 @@ func TestALostLeaseStopsTheWrite(t *testing.T) {
 	for _, eng := range storetest.Engines(t) {
 		t.Run(eng.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := store.Open(ctx, eng.DSN(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			if _, err := db.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := eng.Open(t)
 			s := New(db, clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 			if err := s.setStateIfMissing(ctx, "lease", 0); err != nil {
 				t.Fatal(err)
@@ -40,7 +33,7 @@ func TestALostLeaseStopsTheWrite(t *testing.T) {
 			if _, err := db.Exec(ctx, "UPDATE stats_state SET value = 999999999999999 WHERE name = 'lease'"); err != nil {
 				t.Fatal(err)
 			}
-			err = db.Tx(ctx, func(tx *store.Tx) error {
+			err := db.Tx(ctx, func(tx *store.Tx) error {
 				if _, err := tx.Exec(ctx, "INSERT INTO stats_links (link_id, clicks) VALUES (1, 5)"); err != nil {
 					return err
 				}
