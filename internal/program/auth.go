@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
@@ -50,6 +51,11 @@ func (p Principal) Scoped(selectFrom, companyCol, partnershipCol, cond string, a
 func (p Principal) List(selectCols, from, alias, partnershipCol string) store.ListSpec {
 	spec := store.ListSpec{Select: selectCols, From: from, KeyCol: alias + ".key", IDCol: alias + ".id",
 		Scope: []string{alias + ".company_id = ?"}, ScopeArgs: []any{p.CompanyID}}
+	// Every list's From is its table, then joins to one parent row each
+	// by id (see store.ListSpec.CountFrom): counting needs only the table.
+	if f := strings.Fields(from); len(f) >= 2 && f[1] == alias {
+		spec.CountFrom = f[0] + " " + alias
+	}
 	if p.IsPartner() && partnershipCol != "" {
 		spec.Within(partnershipCol+" = ?", p.PartnershipID)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/partnerd/partnerd/internal/errs"
@@ -27,6 +28,15 @@ type ListSpec struct {
 	// Filters narrow the list further.
 	Filters    []string
 	FilterArgs []any
+
+	// CountFrom, when set, is From's own table and alias alone (e.g.
+	// "transactions t"). The list is counted from it when every scope
+	// and filter condition names only that alias's columns, instead of
+	// joining every row of a long list to tables the count does not
+	// need. It may be set only when From's joins neither add rows nor
+	// drop them: each joins one parent row by id, through a NOT NULL
+	// foreign key (JOIN) or a nullable one (LEFT JOIN).
+	CountFrom string
 
 	SortCol string // column to order by, e.g. "p.created_at"
 	Desc    bool
@@ -60,9 +70,13 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 		whereSQL = strings.Join(where, " AND ")
 	}
 
-	count := "SELECT COUNT(*) FROM " + spec.From + " WHERE " + whereSQL
+	countFrom := spec.From
+	if spec.CountFrom != "" && namesOnly(where, aliasOf(spec.CountFrom)) {
+		countFrom = spec.CountFrom
+	}
+	count := "SELECT COUNT(*) FROM " + countFrom + " WHERE " + whereSQL
 	if spec.CountUpTo > 0 {
-		count = fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d) bounded", spec.From, whereSQL, spec.CountUpTo+1)
+		count = fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d) bounded", countFrom, whereSQL, spec.CountUpTo+1)
 	}
 	if err := q.QueryRow(ctx, count, args...).Scan(&res.Total); err != nil {
 		return nil, res, fmt.Errorf("count list: %w", err)
@@ -133,6 +147,28 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 		}
 	}
 	return items, res, nil
+}
+
+// qualified finds the table aliases a condition names ("cu" in
+// "cu.email = ?").
+var qualified = regexp.MustCompile(`\b([A-Za-z_][A-Za-z0-9_]*)\.[A-Za-z_]`)
+
+// aliasOf returns the alias of "table alias".
+func aliasOf(tableAlias string) string {
+	f := strings.Fields(tableAlias)
+	return f[len(f)-1]
+}
+
+// namesOnly tells whether every condition names columns of alias only.
+func namesOnly(conds []string, alias string) bool {
+	for _, c := range conds {
+		for _, m := range qualified.FindAllStringSubmatch(c, -1) {
+			if m[1] != alias {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Page is what a caller asks of a list: its size, cursor, order and the
