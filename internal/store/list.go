@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/partnerd/partnerd/internal/errs"
 )
@@ -78,8 +80,24 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 	if spec.CountUpTo > 0 {
 		count = fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d) bounded", countFrom, whereSQL, spec.CountUpTo+1)
 	}
-	if err := q.QueryRow(ctx, count, args...).Scan(&res.Total); err != nil {
-		return nil, res, fmt.Errorf("count list: %w", err)
+	// A first page counts the list. The following pages (a cursor) of a
+	// list whose count was slow take the total counted for its first
+	// page, if recent: paging through n rows would otherwise read all n
+	// on every page.
+	db, _ := q.(*DB)
+	countKey := count + "\x00" + fmt.Sprint(args...)
+	counted := false
+	if db != nil && (spec.After != "" || spec.Before != "") {
+		res.Total, counted = db.counts.get(countKey)
+	}
+	if !counted {
+		began := time.Now()
+		if err := q.QueryRow(ctx, count, args...).Scan(&res.Total); err != nil {
+			return nil, res, fmt.Errorf("count list: %w", err)
+		}
+		if db != nil {
+			db.counts.put(countKey, res.Total, time.Since(began))
+		}
 	}
 
 	desc := spec.Desc
@@ -147,6 +165,57 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 		}
 	}
 	return items, res, nil
+}
+
+// countCache keeps the totals of lists whose count took long, for a
+// short while: the pages after the first of the same list (same
+// conditions and arguments) use them. A total read on a later page is
+// thus up to ttl old; the page's rows are always read fresh.
+type countCache struct {
+	slow time.Duration // counts faster than this are not kept
+	ttl  time.Duration
+	mu   sync.Mutex
+	m    map[string]countEntry
+}
+
+type countEntry struct {
+	total int
+	at    time.Time
+}
+
+const maxCounts = 1000
+
+func newCountCache() *countCache {
+	return &countCache{slow: 50 * time.Millisecond, ttl: 30 * time.Second, m: map[string]countEntry{}}
+}
+
+func (c *countCache) get(key string) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || time.Since(e.at) > c.ttl {
+		return 0, false
+	}
+	return e.total, true
+}
+
+func (c *countCache) put(key string, total int, took time.Duration) {
+	if took < c.slow {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCounts {
+		for k, e := range c.m {
+			if time.Since(e.at) > c.ttl {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxCounts {
+			clear(c.m)
+		}
+	}
+	c.m[key] = countEntry{total: total, at: time.Now()}
 }
 
 // qualified finds the table aliases a condition names ("cu" in

@@ -57,6 +57,8 @@ type DB struct {
 	// SQLite spends most of a small query's time parsing it, while pgx
 	// already caches statements per connection).
 	readStmts, writeStmts stmtCache
+	// counts keeps the totals of long lists for their following pages.
+	counts *countCache
 }
 
 // stmtCache holds prepared statements. It stops growing at maxStmts so that
@@ -111,7 +113,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	return &DB{dialect: Postgres, read: pool, write: pool}, nil
+	return &DB{dialect: Postgres, read: pool, write: pool, counts: newCountCache()}, nil
 }
 
 // sqlitePragmas are applied to every connection. WAL lets readers run beside
@@ -182,7 +184,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return &DB{dialect: SQLite, read: read, write: write}, nil
+	return &DB{dialect: SQLite, read: read, write: write, counts: newCountCache()}, nil
 }
 
 // Dialect tells which engine this is.
