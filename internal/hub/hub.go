@@ -356,7 +356,9 @@ func (s *Service) SyncSoon(ctx context.Context, w Workspace, key string) (Connec
 
 // StreamState is how far one stream of a connection has synced.
 type StreamState struct {
-	Stream        string
+	Stream string
+	// Records and Deleted are counted as each run ends: while a run is in
+	// flight they are the last run's.
 	Records       int
 	Deleted       int
 	HighWater     int64
@@ -368,9 +370,7 @@ type StreamState struct {
 // Streams reports each stream of a connection.
 func (s *Service) Streams(ctx context.Context, c Connection) ([]StreamState, error) {
 	rows, err := s.db.Query(ctx, `SELECT st.stream, st.high_water, st.run_min IS NOT NULL, st.last_sweep_at, st.last_success_at,
-		(SELECT COUNT(*) FROM hub_records r WHERE r.connection_id = st.connection_id AND r.stream = st.stream AND r.deleted_at IS NULL),
-		(SELECT COUNT(*) FROM hub_records r WHERE r.connection_id = st.connection_id AND r.stream = st.stream AND r.deleted_at IS NOT NULL)
-		FROM hub_streams st WHERE st.connection_id = ? ORDER BY st.stream`, c.ID)
+		st.records, st.deleted FROM hub_streams st WHERE st.connection_id = ? ORDER BY st.stream`, c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
 	}

@@ -58,6 +58,22 @@ func (s *Service) Accounts(ctx context.Context, workspace string) ([]Account, er
 	return cached(ctx, s, workspace, "accounts", func() ([]Account, error) { return s.accounts(ctx, workspace) })
 }
 
+// Contacts are the accounts' contacts, newest first.
+func (s *Service) Contacts(ctx context.Context, workspace string) ([]Contact, error) {
+	return cached(ctx, s, workspace, "contacts", func() ([]Contact, error) {
+		accts, err := s.Accounts(ctx, workspace)
+		if err != nil {
+			return nil, err
+		}
+		var all []Contact
+		for _, a := range accts {
+			all = append(all, a.Contacts...)
+		}
+		sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt > all[j].CreatedAt })
+		return all, nil
+	})
+}
+
 func (s *Service) accounts(ctx context.Context, workspace string) ([]Account, error) {
 	all, err := s.liveRows(ctx, workspace)
 	if err != nil {

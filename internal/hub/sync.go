@@ -310,8 +310,13 @@ func (s *Service) finishRun(ctx context.Context, connID int64, stream string, st
 		if st.runSweep {
 			sweepAt = *st.runStartedAt
 		}
+		// The stream's records, counted once a run rather than on each
+		// view of the connections page.
 		_, err := tx.Exec(ctx, `UPDATE hub_streams SET run_min = NULL, run_cursor = NULL, run_sweep = 0, run_started_at = NULL,
-			last_sweep_at = COALESCE(?, last_sweep_at), last_success_at = ? WHERE connection_id = ? AND stream = ?`, sweepAt, now, connID, stream)
+			last_sweep_at = COALESCE(?, last_sweep_at), last_success_at = ?,
+			records = (SELECT COUNT(*) FROM hub_records r WHERE r.connection_id = hub_streams.connection_id AND r.stream = hub_streams.stream AND r.deleted_at IS NULL),
+			deleted = (SELECT COUNT(*) FROM hub_records r WHERE r.connection_id = hub_streams.connection_id AND r.stream = hub_streams.stream AND r.deleted_at IS NOT NULL)
+			WHERE connection_id = ? AND stream = ?`, sweepAt, now, connID, stream)
 		if err != nil {
 			return fmt.Errorf("finish %s run: %w", stream, err)
 		}

@@ -247,6 +247,22 @@ func TestSyncAgainstAPartnerStackShapedSource(t *testing.T) {
 			if n := count(t, db, fmt.Sprintf("SELECT COUNT(*) FROM hub_records WHERE key = '%s' AND deleted_at IS NOT NULL", gone)); n != 1 {
 				t.Error("a vanished customer is not soft-deleted")
 			}
+			// The connection's streams report the records each run counted
+			// as it ended, the vanished customer among the deleted.
+			sts, err := s.Streams(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range sts {
+				live := count(t, db, "SELECT COUNT(*) FROM hub_records WHERE stream = '"+st.Stream+"' AND deleted_at IS NULL")
+				dead := count(t, db, "SELECT COUNT(*) FROM hub_records WHERE stream = '"+st.Stream+"' AND deleted_at IS NOT NULL")
+				if st.Records != live || st.Deleted != dead || st.InFlight {
+					t.Errorf("stream %s reports %d records, %d deleted (in flight %v); stored %d, %d", st.Stream, st.Records, st.Deleted, st.InFlight, live, dead)
+				}
+				if st.Stream == "customers" && (st.Deleted != 1 || st.Records != len(f.records["customers"])) {
+					t.Errorf("customers: %d records, %d deleted; the source has %d and one vanished", st.Records, st.Deleted, len(f.records["customers"]))
+				}
+			}
 			refs, err := s.Referrals(ctx, "Agency")
 			if err != nil {
 				t.Fatal(err)

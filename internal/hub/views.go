@@ -90,7 +90,7 @@ func (s *Service) Warm(ctx context.Context, workspace string) error {
 	if _, err := s.Referrals(ctx, workspace); err != nil {
 		return err
 	}
-	if _, err := s.Accounts(ctx, workspace); err != nil {
+	if _, err := s.Contacts(ctx, workspace); err != nil { // and the accounts
 		return err
 	}
 	if _, err := s.Programs(ctx, workspace); err != nil {

@@ -317,7 +317,7 @@ func (s *Service) ListPayouts(ctx context.Context, p program.Principal, f Payout
 		return nil, store.Result{}, errs.E(errs.Invalid, "'status' must be one of pending, paid")
 	}
 	spec.WhereSet("po.status = ?", f.Status)
-	spec.WhereSet("p.key = ?", f.PartnershipKey)
+	spec.WhereRef("po.partnership_id", "partnerships", "key", p.CompanyID, f.PartnershipKey)
 	page.Apply(&spec, "po")
 	return store.List(ctx, s.db, spec, scanPayout)
 }

@@ -576,15 +576,15 @@ func (s *Service) ListRewards(ctx context.Context, p program.Principal, f Reward
 		spec.Where("r.status = ?", f.Status)
 	}
 	if f.CustomerKey != "" {
-		spec.Where("(cu.key = ? OR cu.customer_key = ?)", f.CustomerKey, f.CustomerKey)
+		spec.Where("r.customer_id IN (SELECT id FROM customers WHERE company_id = ? AND (key = ? OR customer_key = ?))", p.CompanyID, f.CustomerKey, f.CustomerKey)
 	}
 	spec.WhereSet("g.key = ?", f.GroupKey)
-	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
-	spec.WhereSet("p.key = ?", f.PartnershipKey)
-	spec.WhereSet("t.key = ?", f.TransactionKey)
-	spec.WhereSet("po.key = ?", f.PayoutKey)
-	spec.WhereSet("l.key = ?", f.LeadKey)
-	spec.WhereSet("d.key = ?", f.DealKey)
+	spec.WhereRef("r.partnership_id", "partnerships", "partner_key", p.CompanyID, f.PartnerKey)
+	spec.WhereRef("r.partnership_id", "partnerships", "key", p.CompanyID, f.PartnershipKey)
+	spec.WhereRef("r.transaction_id", "transactions", "key", p.CompanyID, f.TransactionKey)
+	spec.WhereRef("r.payout_id", "payouts", "key", p.CompanyID, f.PayoutKey)
+	spec.WhereRef("r.lead_id", "leads", "key", p.CompanyID, f.LeadKey)
+	spec.WhereRef("r.deal_id", "deals", "key", p.CompanyID, f.DealKey)
 	if !f.IncludeArchived {
 		spec.Where("r.archived = 0")
 	}

@@ -279,10 +279,10 @@ type TransactionFilter struct {
 func (s *Service) ListTransactions(ctx context.Context, p program.Principal, f TransactionFilter, page store.Page) ([]Transaction, store.Result, error) {
 	spec := p.List(txCols, txFrom, "t", "t.partnership_id")
 	if f.CustomerKey != "" {
-		spec.Where("(cu.key = ? OR cu.customer_key = ?)", f.CustomerKey, f.CustomerKey)
+		spec.Where("t.customer_id IN (SELECT id FROM customers WHERE company_id = ? AND (key = ? OR customer_key = ?))", p.CompanyID, f.CustomerKey, f.CustomerKey)
 	}
-	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
-	spec.WhereSet("p.key = ?", f.PartnershipKey)
+	spec.WhereRef("t.partnership_id", "partnerships", "partner_key", p.CompanyID, f.PartnerKey)
+	spec.WhereRef("t.partnership_id", "partnerships", "key", p.CompanyID, f.PartnershipKey)
 	if f.Currency != "" {
 		spec.Where("t.currency = ?", strings.ToUpper(f.Currency))
 	}

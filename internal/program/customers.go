@@ -405,8 +405,8 @@ type CustomerFilter struct {
 // ListCustomers lists customers the principal may see.
 func (s *Service) ListCustomers(ctx context.Context, p Principal, f CustomerFilter, page store.Page) ([]Customer, store.Result, error) {
 	spec := p.List(customerCols, customerFrom, "cu", "cu.partnership_id")
-	spec.WhereSet("p.partner_key = ?", f.PartnerKey)
-	spec.WhereSet("p.key = ?", f.PartnershipKey)
+	spec.WhereRef("cu.partnership_id", "partnerships", "partner_key", p.CompanyID, f.PartnerKey)
+	spec.WhereRef("cu.partnership_id", "partnerships", "key", p.CompanyID, f.PartnershipKey)
 	if f.GroupKey != "" {
 		spec.Where("p.group_id IN (SELECT id FROM groups WHERE company_id = ? AND key = ?)", p.CompanyID, f.GroupKey)
 	}

@@ -295,6 +295,18 @@ func (s *ListSpec) WhereSet(cond, v string) {
 	}
 }
 
+// WhereRef adds a filter that col refers to the row of table whose keyCol
+// is key, within the company (nothing when key is ""). The row is found
+// through its key's index and the list is filtered on its own column:
+// the list keeps to its table's indexes and is counted alone (see
+// CountFrom), where a condition on a joined table's key would join every
+// row of the list first.
+func (s *ListSpec) WhereRef(col, table, keyCol string, companyID int64, key string) {
+	if key != "" {
+		s.Where(fmt.Sprintf("%s IN (SELECT id FROM %s WHERE company_id = ? AND %s = ?)", col, table, keyCol), companyID, key)
+	}
+}
+
 // Where adds a filter condition with its arguments.
 func (s *ListSpec) Where(cond string, args ...any) {
 	s.Filters = append(s.Filters, cond)

@@ -315,20 +315,20 @@ func (s *Server) hubContacts(w http.ResponseWriter, r *http.Request, sess *accou
 	if err != nil {
 		return err
 	}
-	accts, err := s.Hub.Accounts(r.Context(), ws.Key)
+	all, err := s.Hub.Contacts(r.Context(), ws.Key) // newest first, shared: filter into a copy
 	if err != nil {
 		return err
 	}
 	f := filters(r, "q")
-	var all []hub.Contact
-	for _, a := range accts {
-		for _, c := range a.Contacts {
-			if f["q"] == "" || strings.Contains(strings.ToLower(c.Email+" "+c.Name), strings.ToLower(f["q"])) {
-				all = append(all, c)
+	if q := strings.ToLower(f["q"]); q != "" {
+		var found []hub.Contact
+		for _, c := range all {
+			if strings.Contains(strings.ToLower(c.Email+" "+c.Name), q) {
+				found = append(found, c)
 			}
 		}
+		all = found
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].CreatedAt > all[j].CreatedAt })
 	l := memListing("contacts", all, []string{"email", "name", "program", "customer_key", "referred_at"},
 		func(c hub.Contact) []string {
 			return []string{c.Email, c.Name, c.Program, c.CustomerKey, csvTime(c.CreatedAt)}

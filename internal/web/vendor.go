@@ -107,7 +107,9 @@ func (s *Server) partner(w http.ResponseWriter, r *http.Request, sess *accounts.
 	if v.Totals, err = s.Stats.Total(r.Context(), p.CompanyID, ps.ID); err != nil {
 		return err
 	}
-	recent := store.Page{Limit: 10, Desc: true}
+	// The newest ten, uncounted (a bound of 1 reads two rows): the page
+	// links to the full lists, which count.
+	recent := store.Page{Limit: 10, Desc: true, CountUpTo: 1}
 	if v.Customers, _, err = s.Program.ListCustomers(r.Context(), p, program.CustomerFilter{PartnershipKey: ps.Key}, recent); err != nil {
 		return err
 	}
