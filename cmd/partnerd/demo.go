@@ -72,6 +72,11 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := demoUsers(ctx, a, res.Principal, partnerKey); err != nil {
 			return err
 		}
+		// The tables were empty when the database was opened: the
+		// planner's statistics are taken again now that they are not.
+		if err := a.DB.Optimize(ctx); err != nil {
+			return err
+		}
 	}
 	company, err := demoCompany(ctx, a)
 	if err != nil {

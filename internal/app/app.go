@@ -226,6 +226,9 @@ func (a *App) runSchedules(ctx context.Context) {
 			}
 		case <-payouts.C:
 			runPayouts()
+			if err := a.DB.Optimize(ctx); err != nil && ctx.Err() == nil {
+				a.cfg.Logger.Error("the query planner's statistics", slog.Any("err", err))
+			}
 		case <-rollups.C:
 			if err := a.Stats.Refresh(ctx); err != nil && !errors.Is(err, stats.ErrBusy) && ctx.Err() == nil {
 				a.cfg.Logger.Error("refresh the dashboard's rollups", slog.Any("err", err))

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -173,6 +174,15 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// The query planner's statistics, for the tables whose size moved
+	// since they were last taken, before any reader loads them. Without
+	// them SQLite takes every company_id index for as selective as any
+	// other (a program is one company): a transaction's rewards were
+	// looked for by walking all the company's rewards in date order.
+	if err := optimize(ctx, write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	read, err := sql.Open("sqlite", sqliteDSN(path, url.Values{"_pragma": {"query_only(1)"}}))
 	if err != nil {
 		write.Close()
@@ -184,7 +194,37 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
+	// A connection reads the planner's statistics when it opens: readers
+	// are renewed hourly so that they take those Optimize keeps current.
+	read.SetConnMaxLifetime(time.Hour)
 	return &DB{dialect: SQLite, read: read, write: write, counts: newCountCache()}, nil
+}
+
+// optimize takes the planner's statistics of the tables that lack them or
+// whose size changed much since (SQLite's PRAGMA optimize, over all
+// tables).
+func optimize(ctx context.Context, write *sql.DB) error {
+	// analysis_limit bounds the rows read per index: approximate
+	// statistics of a million-row table in milliseconds instead of a
+	// full scan of each index (7 s for the demo at scale 20).
+	if _, err := write.ExecContext(ctx, "PRAGMA analysis_limit=1000"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	if _, err := write.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
+		return fmt.Errorf("optimize: %w", err)
+	}
+	return nil
+}
+
+// Optimize brings the query planner's statistics up to date after the
+// data grew: SQLite keeps none by itself (run at open, hourly, and after
+// a bulk load); PostgreSQL's autovacuum keeps its own, so there it does
+// nothing.
+func (db *DB) Optimize(ctx context.Context) error {
+	if db.dialect != SQLite {
+		return nil
+	}
+	return optimize(ctx, db.write)
 }
 
 // Dialect tells which engine this is.
