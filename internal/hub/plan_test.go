@@ -31,21 +31,11 @@ func TestStoredRecordsAreProbedByIndexInGenericPlans(t *testing.T) {
 						return err
 					}
 				}
-				rows, err := tx.Query(ctx, "EXPLAIN EXECUTE "+name+execute)
+				l, err := explain(ctx, tx, "EXECUTE "+name+execute)
 				if err != nil {
 					return err
 				}
-				defer rows.Close()
-				for rows.Next() {
-					var l string
-					if err := rows.Scan(&l); err != nil {
-						return err
-					}
-					lines = append(lines, strings.TrimSpace(l))
-				}
-				if err := rows.Err(); err != nil {
-					return err
-				}
+				lines = l
 				_, err = tx.Exec(ctx, "DEALLOCATE "+name)
 				return err
 			})
@@ -88,19 +78,9 @@ func TestStoredRecordsAreProbedByIndexInGenericPlans(t *testing.T) {
 			if _, err := insertFresh(ctx, tx, c.ID, "customers", recs, 1, 1, false); err != nil {
 				return err
 			}
-			rows, err := tx.Query(ctx, "EXPLAIN EXECUTE seen(1, '{1,2}')")
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var l string
-				if err := rows.Scan(&l); err != nil {
-					return err
-				}
-				update += strings.TrimSpace(l) + "\n"
-			}
-			return rows.Err()
+			lines, err := explain(ctx, tx, "EXECUTE seen(1, '{1,2}')")
+			update = strings.Join(lines, "\n")
+			return err
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -109,4 +89,22 @@ func TestStoredRecordsAreProbedByIndexInGenericPlans(t *testing.T) {
 			t.Errorf("marking records seen does not use the primary key once the table has grown:\n%s", update)
 		}
 	}
+}
+
+// explain returns the lines of PostgreSQL's plan for query, trimmed.
+func explain(ctx context.Context, tx *store.Tx, query string) ([]string, error) {
+	rows, err := tx.Query(ctx, "EXPLAIN "+query)
+	if err != nil {
+		return nil, fmt.Errorf("explain: %w", err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			return nil, fmt.Errorf("explain: %w", err)
+		}
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	return lines, rows.Err()
 }
