@@ -129,15 +129,14 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 		if desc {
 			op = "<"
 		}
-		pageWhere += fmt.Sprintf(" AND (%s %s ? OR (%s = ? AND %s %s ?))", spec.SortCol, op, spec.SortCol, spec.IDCol, op)
-		pageArgs = append(pageArgs, sortVal, sortVal, idVal)
+		pageWhere += " AND " + afterCursor(spec, op)
+		pageArgs = append(pageArgs, sortVal, idVal)
 	}
 	dir := "ASC"
 	if desc {
 		dir = "DESC"
 	}
-	query := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s %s LIMIT ?",
-		spec.Select, spec.From, pageWhere, spec.SortCol, dir, spec.IDCol, dir)
+	query := pageQuery(spec, pageWhere, dir)
 	pageArgs = append(pageArgs, spec.Limit+1)
 	rows, err := q.Query(ctx, query, pageArgs...)
 	if err != nil {
@@ -165,6 +164,23 @@ func List[T any](ctx context.Context, q Querier, spec ListSpec, scan func(Scanne
 		}
 	}
 	return items, res, nil
+}
+
+// afterCursor is the condition that keeps the rows past a cursor, in
+// the order op gives ("<" walking down). It is a row value, not
+// "sort < ? OR (sort = ? AND id < ?)": with bound values and a sampled
+// statistic SQLite planned that OR as two index searches and a sort of
+// everything they found (1.4 s for a page of 240,000 customers) instead
+// of walking the index from the cursor. Both engines search an index by
+// a row value.
+func afterCursor(spec ListSpec, op string) string {
+	return fmt.Sprintf("(%s, %s) %s (?, ?)", spec.SortCol, spec.IDCol, op)
+}
+
+// pageQuery selects a page's rows: where holds every condition.
+func pageQuery(spec ListSpec, where, dir string) string {
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, %s %s LIMIT ?",
+		spec.Select, spec.From, where, spec.SortCol, dir, spec.IDCol, dir)
 }
 
 // countCache keeps the totals of lists whose count took long, for a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,5 +70,89 @@ func TestLaterPagesReuseASlowCount(t *testing.T) {
 	time.Sleep(time.Millisecond)
 	if got := total("item_1"); got != 17 {
 		t.Errorf("an old count was reused: total %d, want 17", got)
+	}
+}
+
+// TestAPageAfterACursorWalksTheIndex: on SQLite, with the statistics of
+// a large table, the page after a cursor must be read by walking the
+// (company, created_at, id) index from the cursor, not found by two
+// index searches and sorted whole.
+func TestAPageAfterACursorWalksTheIndex(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE list_items (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, company_id BIGINT NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE INDEX list_items_company_created ON list_items (company_id, created_at, id)`,
+		`INSERT INTO list_items (id, key, company_id, created_at) VALUES (1, 'item_1', 1, 1), (2, 'item_2', 1, 2)`,
+		`ANALYZE`,
+		// What ANALYZE records for 240,000 customers of one company.
+		`DELETE FROM sqlite_stat1 WHERE tbl = 'list_items'`,
+		`INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('list_items', 'list_items_company_created', '240000 240000 1 1'), ('list_items', 'sqlite_autoindex_list_items_1', '240000 1')`,
+		`ANALYZE sqlite_schema`, // loads the statistics
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	spec := ListSpec{Select: "i.id", From: "list_items i", KeyCol: "i.key", IDCol: "i.id", SortCol: "i.created_at", Desc: true}
+	spec.Where("i.company_id = ?", 1)
+	query := pageQuery(spec, "i.company_id = ? AND "+afterCursor(spec, "<"), "DESC")
+	rows, err := db.Query(ctx, "EXPLAIN QUERY PLAN "+query, 1, 2, 2, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(plan, "\n")
+	if !strings.Contains(got, "INDEX list_items_company_created (company_id=? AND created_at<?)") || strings.Contains(got, "TEMP B-TREE") || strings.Contains(got, "MULTI-INDEX OR") {
+		t.Fatalf("the page after a cursor does not walk the index:\n%s\n%s", query, got)
+	}
+}
+
+// TestStatisticsCountACompanysRowsWhole: Optimize reads whole indexes,
+// so the statistics say how many rows one company really has. A sample
+// said about a thousand, whatever the company held, and SQLite then
+// planned a sort of them all instead of reading an index in order.
+func TestStatisticsCountACompanysRowsWhole(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE list_items (id INTEGER PRIMARY KEY, company_id BIGINT NOT NULL, created_at BIGINT NOT NULL)`,
+		`CREATE INDEX list_items_company_created ON list_items (company_id, created_at, id)`,
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+		 INSERT INTO list_items (id, company_id, created_at) SELECT i, 1, i FROM n`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Optimize(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var stat string
+	if err := db.QueryRow(ctx, "SELECT stat FROM sqlite_stat1 WHERE idx = 'list_items_company_created'").Scan(&stat); err != nil {
+		t.Fatalf("no statistics for the index: %v", err)
+	}
+	if !strings.HasPrefix(stat, "5000 5000 ") {
+		t.Fatalf("the statistics of 5,000 rows of one company: %q, want \"5000 5000 …\"", stat)
 	}
 }
