@@ -147,6 +147,7 @@ func run(scale int, db, keep string, n int) error {
 		{"partner", portal, "/portal/tokens"},
 		{"agency", agency, "/hub"},
 		{"agency", agency, "/hub/report"},
+		{"agency", agency, "/hub/missed"},
 		{"agency", agency, "/hub/referrals"},
 		{"agency", agency, "/hub/accounts"},
 		{"agency", agency, "/hub/programs"},

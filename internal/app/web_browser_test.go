@@ -225,7 +225,7 @@ func TestWebInABrowser(t *testing.T) {
 			t.Fatalf("the connection after its sync: %q", table)
 		}
 		for path, h := range map[string]string{"/hub/report": "Report", "/hub/referrals": "Referrals", "/hub/accounts": "Accounts",
-			"/hub/programs": "Programs", "/hub/contacts": "Contacts", "/hub/leads": "Leads", "/hub/deals": "Deals"} {
+			"/hub/programs": "Programs", "/hub/contacts": "Contacts", "/hub/leads": "Leads", "/hub/deals": "Deals", "/hub/missed": "Missed rewards"} {
 			visit(t, actx, aw, e.base, path, h)
 		}
 		var referral string

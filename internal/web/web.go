@@ -142,6 +142,7 @@ func (s *Server) Routes(mux Handler) {
 	mux.Handle("POST /hub/connections", agency(s.hubConnect))
 	mux.Handle("POST /hub/connections/{key}/sync", agency(s.hubSyncNow))
 	mux.Handle("GET /hub/report", agency(s.hubReport))
+	mux.Handle("GET /hub/missed", agency(s.hubMissed))
 	mux.Handle("GET /hub/referrals", agency(s.hubReferrals))
 	mux.Handle("GET /hub/accounts", agency(s.hubAccounts))
 	mux.Handle("GET /hub/programs", agency(s.hubPrograms))
