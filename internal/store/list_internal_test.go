@@ -156,3 +156,47 @@ func TestStatisticsCountACompanysRowsWhole(t *testing.T) {
 		t.Fatalf("the statistics of 5,000 rows of one company: %q, want \"5000 5000 …\"", stat)
 	}
 }
+
+// TestRewardsOfAStatusAreCountedFromTheIndex: a list of one status's live
+// rewards is counted from rewards_status alone (no read of each reward),
+// and read newest first without a sort.
+func TestRewardsOfAStatusAreCountedFromTheIndex(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(query string, args ...any) string {
+		t.Helper()
+		rows, err := db.Query(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var lines []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, detail)
+		}
+		return strings.Join(lines, "\n")
+	}
+	spec := ListSpec{Select: "r.id", From: "rewards r", KeyCol: "r.key", IDCol: "r.id", SortCol: "r.created_at", Desc: true}
+	spec.Where("r.company_id = ? AND r.status = ? AND r.archived = 0", 1, "declined")
+	where := strings.Join(spec.Filters, " AND ")
+	count := plan("SELECT COUNT(*) FROM (SELECT 1 FROM rewards r WHERE "+where+" LIMIT 10001) bounded", 1, "declined")
+	if !strings.Contains(count, "COVERING INDEX rewards_status (company_id=? AND status=? AND archived=?)") {
+		t.Errorf("the count of a status's rewards reads the table:\n%s", count)
+	}
+	page := plan(pageQuery(spec, where, "DESC"), 1, "declined", 50)
+	if !strings.Contains(page, "INDEX rewards_status (company_id=? AND status=? AND archived=?)") || strings.Contains(page, "TEMP B-TREE") {
+		t.Errorf("a page of a status's rewards is not read in the index's order:\n%s", page)
+	}
+}
