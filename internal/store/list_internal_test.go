@@ -200,3 +200,47 @@ func TestRewardsOfAStatusAreCountedFromTheIndex(t *testing.T) {
 		t.Errorf("a page of a status's rewards is not read in the index's order:\n%s", page)
 	}
 }
+
+// TestAnUpgradeTakesTheStatisticsOfItsIndexes: an index a migration
+// makes in a database that has statistics gets its own at once; without
+// them SQLite took it for the most selective of all.
+func TestAnUpgradeTakesTheStatisticsOfItsIndexes(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.migrateTo(ctx, 15); err != nil {
+		t.Fatal(err)
+	}
+	// Rewards alone, without their company and partner: the test reads
+	// statistics, not the ledger.
+	if _, err := db.write.ExecContext(ctx, "PRAGMA foreign_keys=OFF"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+		 INSERT INTO rewards (key, company_id, partnership_id, source, amount, currency, status, ready_at, created_at, updated_at)
+		 SELECT 'rew_' || i, 1, 1, 'transaction', 100, 'USD', CASE WHEN i % 2 = 0 THEN 'paid' ELSE 'declined' END, i, i, i FROM n`,
+		`ANALYZE`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := db.write.ExecContext(ctx, "PRAGMA foreign_keys=ON"); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := db.Migrate(ctx)
+	if err != nil || len(applied) == 0 {
+		t.Fatalf("the upgrade: %v %v", applied, err)
+	}
+	var stat string
+	if err := db.QueryRow(ctx, "SELECT stat FROM sqlite_stat1 WHERE idx = 'rewards_status'").Scan(&stat); err != nil {
+		t.Fatalf("the index 016 made has no statistics: %v", err)
+	}
+	if f := strings.Fields(stat); len(f) != 6 || f[0] != "40" {
+		t.Fatalf("the statistics of rewards_status after the upgrade: %q", stat)
+	}
+}
