@@ -97,8 +97,11 @@ func (s *Service) Sync(ctx context.Context, key string, progress Progress) ([]St
 			return out, fmt.Errorf("sync %s of %s: %w", st.Name, c.Key, err)
 		}
 	}
+	// The generation (and so the cached views) moves only if some run
+	// changed records since it last moved: see migration 017.
 	now := s.now()
-	if _, err := s.db.Exec(ctx, "UPDATE hub_connections SET last_sync_at = ?, updated_at = ?, generation = generation + 1 WHERE id = ?", now, now, c.ID); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE hub_connections SET last_sync_at = ?, generation = generation + dirty,
+		updated_at = CASE WHEN dirty = 1 THEN ? ELSE updated_at END, dirty = 0 WHERE id = ?`, now, now, c.ID); err != nil {
 		return out, fmt.Errorf("record sync: %w", err)
 	}
 	return out, nil
@@ -267,8 +270,10 @@ func (s *Service) syncStream(ctx context.Context, c Connection, cl *Client, st S
 			if last != "" {
 				cursor = last
 			}
-			// Each page renews the run's hold on its connection.
-			if _, err := tx.Exec(ctx, "UPDATE hub_connections SET lease_until = ? WHERE id = ?", s.now()+leaseMillis, c.ID); err != nil {
+			// Each page renews the run's hold on its connection, and
+			// marks it changed if it changed records.
+			if _, err := tx.Exec(ctx, "UPDATE hub_connections SET lease_until = ?, dirty = CASE WHEN ? > 0 THEN 1 ELSE dirty END WHERE id = ?",
+				s.now()+leaseMillis, created+changed, c.ID); err != nil {
 				return fmt.Errorf("renew lease: %w", err)
 			}
 			_, err = tx.Exec(ctx, `UPDATE hub_streams SET run_cursor = COALESCE(?, run_cursor),
@@ -305,6 +310,11 @@ func (s *Service) finishRun(ctx context.Context, connID int64, stream string, st
 			}
 			n, _ := r.RowsAffected()
 			res.Deleted = int(n)
+			if n > 0 {
+				if _, err := tx.Exec(ctx, "UPDATE hub_connections SET dirty = 1 WHERE id = ?", connID); err != nil {
+					return fmt.Errorf("sweep %s: %w", stream, err)
+				}
+			}
 		}
 		sweepAt := any(nil)
 		if st.runSweep {

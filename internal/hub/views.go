@@ -9,9 +9,9 @@ import (
 // The hub's model (programs, referrals, accounts, deals, leads, the report)
 // is derived from a workspace's records on read, which at hundreds of
 // thousands of records takes seconds. Each view is kept here, per
-// workspace, until a connection of the workspace completes a sync (its
-// generation moves) or is added or changed: pages show the data as of the
-// last completed sync. Each node keeps its own; the node that ran a sync
+// workspace, until a connection of the workspace completes a sync that
+// changed records (its generation moves) or is added or changed: pages
+// show the data as of the last completed sync. Each node keeps its own; the node that ran a sync
 // builds the views again right after it (Warm), so that its next page
 // view does not wait.
 type views struct {

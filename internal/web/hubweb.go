@@ -213,7 +213,7 @@ type indexed[T any] struct {
 }
 
 // pick points at the items of a cached list that match, in its order.
-// The lists are shared and can hold a quarter of a million items:
+// The lists are shared and can hold hundreds of thousands of items:
 // copying them for every page view cost tens of megabytes and of
 // milliseconds, pointers cost eight bytes an item.
 func pick[T any](all []T, match func(*T) bool) []*T {
