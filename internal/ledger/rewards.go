@@ -576,7 +576,7 @@ func (s *Service) ListRewards(ctx context.Context, p program.Principal, f Reward
 		spec.Where("r.status = ?", f.Status)
 	}
 	if f.CustomerKey != "" {
-		spec.Where("r.customer_id IN (SELECT id FROM customers WHERE company_id = ? AND (key = ? OR customer_key = ?))", p.CompanyID, f.CustomerKey, f.CustomerKey)
+		spec.WhereRefAny("r.customer_id", "customers", []string{"key", "customer_key"}, p.CompanyID, f.CustomerKey)
 	}
 	spec.WhereSet("g.key = ?", f.GroupKey)
 	spec.WhereRef("r.partnership_id", "partnerships", "partner_key", p.CompanyID, f.PartnerKey)

@@ -279,7 +279,7 @@ type TransactionFilter struct {
 func (s *Service) ListTransactions(ctx context.Context, p program.Principal, f TransactionFilter, page store.Page) ([]Transaction, store.Result, error) {
 	spec := p.List(txCols, txFrom, "t", "t.partnership_id")
 	if f.CustomerKey != "" {
-		spec.Where("t.customer_id IN (SELECT id FROM customers WHERE company_id = ? AND (key = ? OR customer_key = ?))", p.CompanyID, f.CustomerKey, f.CustomerKey)
+		spec.WhereRefAny("t.customer_id", "customers", []string{"key", "customer_key"}, p.CompanyID, f.CustomerKey)
 	}
 	spec.WhereRef("t.partnership_id", "partnerships", "partner_key", p.CompanyID, f.PartnerKey)
 	spec.WhereRef("t.partnership_id", "partnerships", "key", p.CompanyID, f.PartnershipKey)
