@@ -101,24 +101,7 @@ func TestAPageAfterACursorWalksTheIndex(t *testing.T) {
 	spec := ListSpec{Select: "i.id", From: "list_items i", KeyCol: "i.key", IDCol: "i.id", SortCol: "i.created_at", Desc: true}
 	spec.Where("i.company_id = ?", 1)
 	query := pageQuery(spec, "i.company_id = ? AND "+afterCursor(spec, "<"), "DESC")
-	rows, err := db.Query(ctx, "EXPLAIN QUERY PLAN "+query, 1, 2, 2, 50)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	got := strings.Join(plan, "\n")
+	got := queryPlan(t, db, query, 1, 2, 2, 50)
 	if !strings.Contains(got, "INDEX list_items_company_created (company_id=? AND created_at<?)") || strings.Contains(got, "TEMP B-TREE") || strings.Contains(got, "MULTI-INDEX OR") {
 		t.Fatalf("the page after a cursor does not walk the index:\n%s\n%s", query, got)
 	}
@@ -170,32 +153,14 @@ func TestRewardsOfAStatusAreCountedFromTheIndex(t *testing.T) {
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	plan := func(query string, args ...any) string {
-		t.Helper()
-		rows, err := db.Query(ctx, "EXPLAIN QUERY PLAN "+query, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var lines []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			lines = append(lines, detail)
-		}
-		return strings.Join(lines, "\n")
-	}
 	spec := ListSpec{Select: "r.id", From: "rewards r", KeyCol: "r.key", IDCol: "r.id", SortCol: "r.created_at", Desc: true}
 	spec.Where("r.company_id = ? AND r.status = ? AND r.archived = 0", 1, "declined")
 	where := strings.Join(spec.Filters, " AND ")
-	count := plan("SELECT COUNT(*) FROM (SELECT 1 FROM rewards r WHERE "+where+" LIMIT 10001) bounded", 1, "declined")
+	count := queryPlan(t, db, "SELECT COUNT(*) FROM (SELECT 1 FROM rewards r WHERE "+where+" LIMIT 10001) bounded", 1, "declined")
 	if !strings.Contains(count, "COVERING INDEX rewards_status (company_id=? AND status=? AND archived=?)") {
 		t.Errorf("the count of a status's rewards reads the table:\n%s", count)
 	}
-	page := plan(pageQuery(spec, where, "DESC"), 1, "declined", 50)
+	page := queryPlan(t, db, pageQuery(spec, where, "DESC"), 1, "declined", 50)
 	if !strings.Contains(page, "INDEX rewards_status (company_id=? AND status=? AND archived=?)") || strings.Contains(page, "TEMP B-TREE") {
 		t.Errorf("a page of a status's rewards is not read in the index's order:\n%s", page)
 	}
@@ -243,4 +208,27 @@ func TestAnUpgradeTakesTheStatisticsOfItsIndexes(t *testing.T) {
 	if f := strings.Fields(stat); len(f) != 6 || f[0] != "40" {
 		t.Fatalf("the statistics of rewards_status after the upgrade: %q", stat)
 	}
+}
+
+// queryPlan is SQLite's plan of query, a line a step.
+func queryPlan(t *testing.T, db *DB, query string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }

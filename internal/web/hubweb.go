@@ -121,11 +121,7 @@ type reportView struct {
 }
 
 func (s *Server) hubReport(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	rep, err := s.Hub.Report(r.Context(), ws.Key)
+	rep, err := hubData(s, r, sess, s.Hub.Report)
 	if err != nil {
 		return err
 	}
@@ -174,11 +170,7 @@ func (s *Server) hubReport(w http.ResponseWriter, r *http.Request, sess *account
 
 // hubMissed lists every reward the workspace missed, newest first.
 func (s *Server) hubMissed(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	rep, err := s.Hub.Report(r.Context(), ws.Key)
+	rep, err := hubData(s, r, sess, s.Hub.Report)
 	if err != nil {
 		return err
 	}
@@ -203,6 +195,16 @@ func (s *Server) hubMissed(w http.ResponseWriter, r *http.Request, sess *account
 
 // missedKinds are the kinds of hub.Missed, for the filter.
 var missedKinds = []string{"declined", "held", "expired", "clawed_back", "referral_without_reward", "transaction_without_reward"}
+
+// hubData reads one of the views of the agency user's workspace.
+func hubData[T any](s *Server, r *http.Request, sess *accounts.Session, view func(context.Context, string) (T, error)) (T, error) {
+	ws, err := s.workspace(r.Context(), sess)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return view(r.Context(), ws.Key)
+}
 
 // indexed is an item of a list held in memory, with its position as its
 // cursor: the hub's model is derived on read, so its lists are paged in
@@ -263,11 +265,7 @@ func memListing[T any](name string, all []T, head []string, row func(T) []string
 }
 
 func (s *Server) hubReferrals(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	all, err := s.Hub.Referrals(r.Context(), ws.Key)
+	all, err := hubData(s, r, sess, s.Hub.Referrals)
 	if err != nil {
 		return err
 	}
@@ -285,11 +283,7 @@ func (s *Server) hubReferrals(w http.ResponseWriter, r *http.Request, sess *acco
 }
 
 func (s *Server) hubAccounts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	all, err := s.Hub.Accounts(r.Context(), ws.Key)
+	all, err := hubData(s, r, sess, s.Hub.Accounts)
 	if err != nil {
 		return err
 	}
@@ -313,11 +307,7 @@ type programRow struct {
 }
 
 func (s *Server) hubPrograms(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	all, err := s.Hub.Programs(r.Context(), ws.Key)
+	all, err := hubData(s, r, sess, s.Hub.Programs)
 	if err != nil {
 		return err
 	}
@@ -362,11 +352,7 @@ func offerNames(raw []byte) string {
 }
 
 func (s *Server) hubContacts(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	all, err := s.Hub.Contacts(r.Context(), ws.Key) // newest first
+	all, err := hubData(s, r, sess, s.Hub.Contacts) // newest first
 	if err != nil {
 		return err
 	}
@@ -381,11 +367,7 @@ func (s *Server) hubContacts(w http.ResponseWriter, r *http.Request, sess *accou
 }
 
 func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	all, err := s.Hub.Deals(r.Context(), ws.Key)
+	all, err := hubData(s, r, sess, s.Hub.Deals)
 	if err != nil {
 		return err
 	}
@@ -399,11 +381,7 @@ func (s *Server) hubDeals(w http.ResponseWriter, r *http.Request, sess *accounts
 }
 
 func (s *Server) hubLeads(w http.ResponseWriter, r *http.Request, sess *accounts.Session) error {
-	ws, err := s.workspace(r.Context(), sess)
-	if err != nil {
-		return err
-	}
-	all, err := s.Hub.Leads(r.Context(), ws.Key)
+	all, err := hubData(s, r, sess, s.Hub.Leads)
 	if err != nil {
 		return err
 	}
