@@ -14,11 +14,7 @@ import (
 // a quick count, or an old one counts again.
 func TestLaterPagesReuseASlowCount(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tempSQLite(t)
 	if _, err := db.Exec(ctx, `CREATE TABLE list_items (id BIGINT PRIMARY KEY, key TEXT NOT NULL, created_at BIGINT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +75,7 @@ func TestLaterPagesReuseASlowCount(t *testing.T) {
 // index searches and sorted whole.
 func TestAPageAfterACursorWalksTheIndex(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tempSQLite(t)
 	for _, q := range []string{
 		`CREATE TABLE list_items (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, company_id BIGINT NOT NULL, created_at BIGINT NOT NULL)`,
 		`CREATE INDEX list_items_company_created ON list_items (company_id, created_at, id)`,
@@ -113,11 +105,7 @@ func TestAPageAfterACursorWalksTheIndex(t *testing.T) {
 // planned a sort of them all instead of reading an index in order.
 func TestStatisticsCountACompanysRowsWhole(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tempSQLite(t)
 	for _, q := range []string{
 		`CREATE TABLE list_items (id INTEGER PRIMARY KEY, company_id BIGINT NOT NULL, created_at BIGINT NOT NULL)`,
 		`CREATE INDEX list_items_company_created ON list_items (company_id, created_at, id)`,
@@ -145,11 +133,7 @@ func TestStatisticsCountACompanysRowsWhole(t *testing.T) {
 // and read newest first without a sort.
 func TestRewardsOfAStatusAreCountedFromTheIndex(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tempSQLite(t)
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +155,7 @@ func TestRewardsOfAStatusAreCountedFromTheIndex(t *testing.T) {
 // them SQLite took it for the most selective of all.
 func TestAnUpgradeTakesTheStatisticsOfItsIndexes(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "partnerd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := tempSQLite(t)
 	if _, err := db.migrateTo(ctx, 15); err != nil {
 		t.Fatal(err)
 	}
@@ -231,4 +211,15 @@ func queryPlan(t *testing.T, db *DB, query string, args ...any) string {
 		t.Fatal(err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// tempSQLite opens a new SQLite database, closed when the test ends.
+func tempSQLite(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "partnerd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
